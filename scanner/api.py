@@ -1,0 +1,374 @@
+"""The PassQR REST client.
+
+One long-lived :class:`httpx.AsyncClient` with explicit timeouts. Every httpx
+exception and every unexpected answer is translated here, once, into the tree of
+:mod:`scanner.errors`; nothing above this module sees httpx. The API key lives
+only inside an :class:`httpx.Auth` whose ``repr`` hides it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import time
+from collections.abc import Generator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scanner import __version__
+from scanner.config import check_base_url
+from scanner.errors import (
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadAnswerError,
+    NetworkError,
+    NotFoundError,
+    PlanError,
+    RateLimitedError,
+    RequestRejectedError,
+    ServerError,
+    redact,
+)
+from scanner.models import Page, PassInfo, TemplateInfo, ValidationOutcome, ValidationResult
+
+_log = logging.getLogger(__name__)
+
+_MAX_MESSAGE = 200
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the bearer header; its repr never shows the key."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth pqr_***>"
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); at least 1."""
+    if not value:
+        return 1.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return 1.0
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return 1.0
+    return min(max(seconds, 1.0), 3600.0)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return redact(text[:_MAX_MESSAGE] + ("…" if len(text) > _MAX_MESSAGE else ""))
+
+
+class PassQRClient:
+    """Speaks the PassQR API (``../shared/spec/passqr-api.md``).
+
+    Args:
+        base_url: API root, e.g. ``https://passqr.com/api/v1``.
+        api_key: the bearer key; kept out of every repr, log and exception.
+        timeout_s: the whole-request budget of one try.
+        allow_insecure_http: allow ``http://`` to a host that is not loopback.
+        ca_file: an extra CA bundle; TLS is always verified.
+        transport: an httpx transport (tests use :class:`httpx.MockTransport`
+            only for failures the local server cannot provoke).
+
+    Raises:
+        ConfigError: at construction, for a base URL that is not allowed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 3.0,
+        allow_insecure_http: bool = False,
+        ca_file: Path | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.base_url = base_url.rstrip("/")
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            auth=_BearerAuth(api_key),
+            timeout=timeout,
+            headers={"User-Agent": f"passqr-scanner/{__version__}", "Accept": "application/json"},
+            verify=str(ca_file) if ca_file else True,
+            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30.0),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<PassQRClient {self.base_url}>"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> PassQRClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- transport and error mapping -------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = await self._http.request(
+                method, path.lstrip("/"), json=body, params=query, headers=headers
+            )
+        except httpx.TimeoutException as err:
+            raise APITimeoutError(f"no answer from {self.base_url} in time") from err
+        except httpx.TransportError as err:
+            reason = _short(str(err)) or type(err).__name__
+            raise NetworkError(f"cannot reach {self.base_url}: {reason}") from err
+        return self._decode(response)
+
+    def _decode(self, response: httpx.Response) -> Any:
+        status = response.status_code
+        payload: Any = None
+        is_json = "json" in response.headers.get("content-type", "").lower()
+        if is_json:
+            try:
+                payload = json.loads(response.content)
+            except ValueError:
+                is_json = False
+        message = ""
+        if isinstance(payload, dict):
+            parts = [payload.get("error"), payload.get("message")]
+            message = _short(": ".join(str(p) for p in parts if isinstance(p, str) and p))
+        where = f"{response.request.method} {response.request.url.path}"
+        if 200 <= status < 300:
+            if not is_json or not isinstance(payload, dict):
+                raise BadAnswerError(
+                    f"{where} answered {status} without a JSON object "
+                    f"({response.headers.get('content-type', 'no content type')}): "
+                    "is api.base_url right?",
+                    status=status,
+                )
+            return payload
+        if status == 401:
+            raise AuthenticationError(message or "API key rejected", status=status)
+        if status in (402, 403):
+            raise PlanError(message or "the plan has no API access", status=status)
+        if status == 429:
+            raise RateLimitedError(
+                message or "rate limited",
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
+        if not is_json:
+            kind = response.headers.get("content-type", "no content type")
+            raise BadAnswerError(
+                f"{where} answered {status} with {kind} instead of JSON: is api.base_url right?",
+                status=status,
+            )
+        if status == 404:
+            raise NotFoundError(message or "not found", status=status)
+        if 400 <= status < 500:
+            raise RequestRejectedError(message or f"request refused ({status})", status=status)
+        if status >= 500:
+            raise ServerError(message or f"server error ({status})", status=status)
+        raise BadAnswerError(f"{where} answered unexpected status {status}", status=status)
+
+    @staticmethod
+    def _data(payload: Mapping[str, Any], what: str) -> Any:
+        if "data" not in payload:
+            raise BadAnswerError(f"{what}: answer has no 'data'")
+        return payload["data"]
+
+    @staticmethod
+    def _object(payload: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+        data = PassQRClient._data(payload, what)
+        if not isinstance(data, dict):
+            raise BadAnswerError(f"{what}: 'data' is not an object")
+        return data
+
+    def _page(self, payload: Mapping[str, Any], what: str, parse: Any) -> Page[Any]:
+        data = self._data(payload, what)
+        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+            raise BadAnswerError(f"{what}: 'data' is not a list of objects")
+        meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+        assert isinstance(meta, dict)
+
+        def num(key: str, default: int) -> int:
+            value = meta.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+        return Page(
+            items=tuple(parse(x) for x in data),
+            page=num("page", 1),
+            limit=num("limit", len(data)),
+            total=num("total", len(data)),
+        )
+
+    # -- validation -------------------------------------------------------------------
+
+    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
+        """Ask PassQR about one code; a ``valid`` answer has used the pass.
+
+        Args:
+            code: a normalised pass code.
+            idempotency_key: the scan's UUID, the same on every try of one scan.
+
+        Raises:
+            APIError: any subclass; never for a denial (denials are results).
+        """
+        payload = await self._request(
+            "POST", "/validate", body={"code": code}, idempotency_key=idempotency_key
+        )
+        return parse_validation(payload)
+
+    # -- passes -----------------------------------------------------------------------
+
+    async def list_passes(
+        self,
+        *,
+        page: int = 1,
+        limit: int = 20,
+        template_id: str | None = None,
+        status: str | None = None,
+    ) -> Page[PassInfo]:
+        params = {"page": page, "limit": limit, "template_id": template_id, "status": status}
+        payload = await self._request("GET", "/passes", params=params)
+        return self._page(payload, "GET /passes", PassInfo.parse)
+
+    async def get_pass(self, pass_id: str) -> PassInfo:
+        payload = await self._request("GET", f"/passes/{pass_id}")
+        return PassInfo.parse(self._object(payload, "GET /passes/{id}"))
+
+    async def create_pass(
+        self,
+        *,
+        template_id: str,
+        holder_name: str | None = None,
+        holder_email: str | None = None,
+        max_uses: int | None = None,
+        expires_at: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PassInfo:
+        body: dict[str, Any] = {"template_id": template_id}
+        for key, value in (
+            ("holder_name", holder_name),
+            ("holder_email", holder_email),
+            ("max_uses", max_uses),
+            ("expires_at", expires_at),
+            ("data", dict(data) if data is not None else None),
+        ):
+            if value is not None:
+                body[key] = value
+        payload = await self._request("POST", "/passes", body=body, idempotency_key=idempotency_key)
+        return PassInfo.parse(self._object(payload, "POST /passes"))
+
+    async def update_pass(self, pass_id: str, **fields: Any) -> PassInfo:
+        payload = await self._request("PATCH", f"/passes/{pass_id}", body=fields)
+        return PassInfo.parse(self._object(payload, "PATCH /passes/{id}"))
+
+    async def revoke_pass(self, pass_id: str) -> PassInfo:
+        payload = await self._request("DELETE", f"/passes/{pass_id}")
+        return PassInfo.parse(self._object(payload, "DELETE /passes/{id}"))
+
+    # -- templates --------------------------------------------------------------------
+
+    async def list_templates(self, *, page: int = 1, limit: int = 20) -> Page[TemplateInfo]:
+        payload = await self._request("GET", "/templates", params={"page": page, "limit": limit})
+        return self._page(payload, "GET /templates", TemplateInfo.parse)
+
+    async def get_template(self, template_id: str) -> TemplateInfo:
+        payload = await self._request("GET", f"/templates/{template_id}")
+        return TemplateInfo.parse(self._object(payload, "GET /templates/{id}"))
+
+    async def create_template(
+        self, *, name: str, idempotency_key: str | None = None, **fields: Any
+    ) -> TemplateInfo:
+        payload = await self._request(
+            "POST", "/templates", body={"name": name, **fields}, idempotency_key=idempotency_key
+        )
+        return TemplateInfo.parse(self._object(payload, "POST /templates"))
+
+    async def update_template(self, template_id: str, **fields: Any) -> TemplateInfo:
+        payload = await self._request("PATCH", f"/templates/{template_id}", body=fields)
+        return TemplateInfo.parse(self._object(payload, "PATCH /templates/{id}"))
+
+    async def delete_template(self, template_id: str) -> None:
+        await self._request("DELETE", f"/templates/{template_id}")
+
+
+_OLD_STATUS = {
+    "valid": ValidationOutcome.VALID,
+    "expired": ValidationOutcome.EXPIRED,
+    "used": ValidationOutcome.USED,
+    "revoked": ValidationOutcome.REVOKED,
+    "not_found": ValidationOutcome.NOT_FOUND,
+}
+
+
+def parse_validation(payload: Mapping[str, Any]) -> ValidationResult:
+    """Read a validation answer in either spelling the spec knows.
+
+    Current: ``{"data": {"result", "message", "pass", "template"}}``. Older:
+    ``{"valid": true, "status": "valid", "pass": {"usesCount", ...}}``, bare or
+    inside ``data``. Anything else with a recognisable shape but an unknown
+    result is a denial that keeps the server's message.
+
+    Raises:
+        BadAnswerError: the answer has neither shape.
+    """
+    body: Any = payload.get("data", payload)
+    if not isinstance(body, dict):
+        raise BadAnswerError("POST /validate: 'data' is not an object")
+    if isinstance(body.get("result"), str):
+        word = body["result"]
+    elif isinstance(body.get("status"), str) or isinstance(body.get("valid"), bool):
+        word = body.get("status") if isinstance(body.get("status"), str) else None
+        if word is None:
+            word = "valid" if body.get("valid") is True else "denied"
+        if body.get("valid") is False and word == "valid":
+            word = "denied"
+    else:
+        raise BadAnswerError("POST /validate: answer has no 'result'")
+    outcome = _OLD_STATUS.get(word.strip().lower(), ValidationOutcome.UNKNOWN)
+    if outcome is ValidationOutcome.VALID and body.get("valid") is False:
+        outcome = ValidationOutcome.UNKNOWN
+    message = body.get("message") if isinstance(body.get("message"), str) else ""
+    raw_pass = body.get("pass")
+    raw_template = body.get("template")
+    return ValidationResult(
+        outcome=outcome,
+        result=_short(word),
+        message=_short(message or ""),
+        pass_=PassInfo.parse(raw_pass) if isinstance(raw_pass, dict) else None,
+        template=TemplateInfo.parse(raw_template) if isinstance(raw_template, dict) else None,
+    )
+
+
+__all__ = ["APIError", "PassQRClient", "parse_validation"]

@@ -1,0 +1,129 @@
+"""The one exception tree of the scanner.
+
+Third-party exceptions (httpx, pyserial, sqlite3, tomllib) are translated once, at
+the boundary where they happen, with ``raise ... from err``; everything above that
+boundary only ever sees these::
+
+    ScannerError
+     ├── ConfigError                 the config file or the API key is unusable
+     ├── InvalidPayloadError         a scanned payload is not a pass code (never sent)
+     ├── APIError                    anything that went wrong talking to PassQR
+     │    ├── AuthenticationError    401: the key is missing, wrong or revoked
+     │    ├── PlanError              402/403: the account's plan has no API access
+     │    ├── RateLimitedError       429: carries ``retry_after`` seconds
+     │    ├── NotFoundError          404 on a resource route
+     │    ├── RequestRejectedError   400/422 and other 4xx: the request was refused
+     │    ├── ServerError            5xx
+     │    ├── BadAnswerError         non-JSON, HTML, or JSON of the wrong shape:
+     │    │                          a configuration fault, never "invalid pass"
+     │    └── TransportError         the request may not have reached the server
+     │         ├── NetworkError      DNS, refused, reset, TLS
+     │         └── APITimeoutError   no answer within the timeout
+     └── DeviceError                 a serial port, relay or camera failed
+          └── RelayError
+
+No exception message ever contains the API key: the client never formats it
+into one, and :func:`redact` scrubs anything that looks like a key.
+"""
+
+from __future__ import annotations
+
+import re
+
+_KEY_RE = re.compile(r"pqr_(?:live|test)_[A-Za-z0-9_\-]+")
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like a PassQR API key with a placeholder."""
+    return _KEY_RE.sub("pqr_***", text)
+
+
+class ScannerError(Exception):
+    """Base of every error the scanner raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(ScannerError):
+    """The configuration cannot be used; the message names the file and key."""
+
+
+class InvalidPayloadError(ScannerError):
+    """A scanned payload is not something that could be a pass code."""
+
+
+class APIError(ScannerError):
+    """PassQR could not give a decision.
+
+    Attributes:
+        status: the HTTP status, when an answer came back.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PlanError(APIError):
+    """402/403: the account exists but its plan has no API access."""
+
+
+class RateLimitedError(APIError):
+    """429: too many requests from this IP.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait (at least 1).
+    """
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class NotFoundError(APIError):
+    """404 on a resource route (a pass or template id that does not exist)."""
+
+
+class RequestRejectedError(APIError):
+    """The server refused the request as malformed (400, 422, other 4xx)."""
+
+
+class ServerError(APIError):
+    """The server failed (5xx)."""
+
+
+class BadAnswerError(APIError):
+    """The answer was not the JSON the API promises (HTML, text, wrong shape).
+
+    Almost always a wrong ``base_url`` or a captive portal: a configuration
+    fault, never a statement about the pass.
+    """
+
+
+class TransportError(APIError):
+    """The request may not have reached the server, or its answer was lost."""
+
+
+class NetworkError(TransportError):
+    """DNS, connection refused or reset, TLS failure."""
+
+
+class APITimeoutError(TransportError):
+    """No complete answer within the configured timeout."""
+
+
+class DeviceError(ScannerError):
+    """A device (serial port, relay board, camera) failed."""
+
+
+class RelayError(DeviceError):
+    """The relay board could not be driven."""

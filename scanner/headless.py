@@ -1,0 +1,60 @@
+"""``run --headless``: no screen, one JSON line per decision on standard output.
+
+For screenless turnstiles and for scripts. Logs go to standard error. The run
+ends on SIGTERM/SIGINT, or by itself once every source has ended (standard
+input closed, a simulated script played out) and the last scan is decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from typing import TextIO
+
+from scanner.config import Config
+from scanner.models import Decision
+from scanner.runtime import Kiosk
+
+_log = logging.getLogger(__name__)
+
+
+async def run_headless(
+    config: Config, *, api_key: str, out: TextIO | None = None, kiosk: Kiosk | None = None
+) -> int:
+    """Run the gate without a UI until a signal or until all sources end.
+
+    Returns:
+        the process exit status (0).
+    """
+    stream = out or sys.stdout
+    kiosk = kiosk or Kiosk(config, api_key=api_key, headless=True)
+
+    def emit(decision: Decision) -> None:
+        stream.write(json.dumps(decision.to_json(), ensure_ascii=False) + "\n")
+        stream.flush()
+
+    kiosk.gate.subscribe(emit)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await kiosk.start()
+        done = asyncio.create_task(kiosk.sources_done())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (done, stopper):
+            task.cancel()
+        if stop.is_set():
+            _log.info("signal received, stopping")
+    finally:
+        await kiosk.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,236 @@
+"""The local journal: one SQLite row per physical scan, written before anything moves.
+
+A scan row is committed (WAL, ``synchronous=FULL``: fsync'd) before the relay
+is touched or the screen shows a result, then completed with the decision. A
+row whose decision is still empty after a crash is a scan that was never
+decided. All sqlite work runs on one dedicated thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from scanner.errors import ConfigError
+from scanner.models import Decision, Scan
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+    id            INTEGER PRIMARY KEY,
+    scan_id       TEXT NOT NULL UNIQUE,   -- also the Idempotency-Key of every try
+    ts            TEXT NOT NULL,          -- UTC, ISO 8601
+    gate          TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    raw           TEXT NOT NULL,          -- escaped, capped
+    code          TEXT,
+    manual        INTEGER NOT NULL DEFAULT 0,
+    decision      TEXT,                   -- accepted | rejected | NULL (undecided)
+    reason        TEXT,
+    message       TEXT,
+    detail        TEXT,
+    holder        TEXT,
+    latency_ms    REAL,
+    offline       INTEGER NOT NULL DEFAULT 0,
+    decided_ts    TEXT
+);
+CREATE INDEX IF NOT EXISTS scans_ts ON scans (ts);
+CREATE INDEX IF NOT EXISTS scans_code ON scans (code);
+"""
+
+EXPORT_COLUMNS = (
+    "ts",
+    "gate",
+    "source",
+    "code",
+    "raw",
+    "manual",
+    "decision",
+    "reason",
+    "message",
+    "detail",
+    "holder",
+    "latency_ms",
+    "offline",
+    "scan_id",
+    "decided_ts",
+)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Journal:
+    """The scan journal.
+
+    Args:
+        path: the SQLite file; its directory is created.
+
+    Raises:
+        ConfigError: from :meth:`open`, when the file cannot be created or opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._conn: sqlite3.Connection | None = None
+
+    # -- thread plumbing ----------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise RuntimeError("journal is not open")
+        return fn(self._conn)
+
+    def _open_sync(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as err:
+            raise ConfigError(f"journal.path {self.path}: cannot open the journal ({err})") from err
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            conn.close()
+            raise ConfigError(f"journal.path {self.path}: cannot use the journal ({err})") from err
+        self._conn = conn
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._open_sync)
+
+    def open_sync(self) -> None:
+        """Open from synchronous code (the export command)."""
+        self._pool.submit(self._open_sync).result()
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._close_sync)
+        self._pool.shutdown(wait=True)
+
+    def close_sync(self) -> None:
+        self._pool.submit(self._close_sync).result()
+        self._pool.shutdown(wait=True)
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def record_scan(self, scan: Scan) -> None:
+        """Commit a scan before anything acts on it (durable when this returns)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO scans (scan_id, ts, gate, source, raw, code, manual) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    scan.id,
+                    _iso(scan.ts),
+                    scan.gate,
+                    scan.source,
+                    scan.raw,
+                    scan.code,
+                    int(scan.manual),
+                ),
+            )
+
+        await self._run(write)
+
+    async def record_decision(self, decision: Decision, decided_ts: datetime) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE scans SET decision = ?, reason = ?, message = ?, detail = ?, holder = ?, "
+                "latency_ms = ?, offline = ?, decided_ts = ? WHERE scan_id = ?",
+                (
+                    "accepted" if decision.accepted else "rejected",
+                    decision.reason.value,
+                    decision.message,
+                    decision.detail,
+                    decision.holder,
+                    round(decision.latency_ms, 3),
+                    int(decision.offline),
+                    _iso(decided_ts),
+                    decision.scan.id,
+                ),
+            )
+
+        await self._run(write)
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def counts_since(self, since: datetime) -> dict[str, int]:
+        """Accepted and rejected scans since a moment (for "today's counts")."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT decision, COUNT(*) FROM scans WHERE ts >= ? AND decision IS NOT NULL "
+                "GROUP BY decision",
+                (_iso(since),),
+            ).fetchall()
+            counts = {"accepted": 0, "rejected": 0}
+            counts.update({str(k): int(v) for k, v in rows})
+            return counts
+
+        return await self._run(read)
+
+    async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return list(_rows(conn, "ORDER BY id DESC LIMIT ?", (limit,)))
+
+        return await self._run(read)
+
+    def export_sync(
+        self, fmt: Literal["csv", "jsonl"], *, since: datetime | None = None
+    ) -> Iterator[str]:
+        """Yield the journal as CSV or JSON lines, oldest first."""
+        where = "WHERE ts >= ? ORDER BY id" if since else "ORDER BY id"
+        params: tuple[Any, ...] = (_iso(since),) if since else ()
+        rows = self._pool.submit(self._call, lambda c: list(_rows(c, where, params))).result()
+        if fmt == "jsonl":
+            for row in rows:
+                yield json.dumps(row, ensure_ascii=False) + "\n"
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        yield buf.getvalue()
+        for row in rows:
+            buf.seek(0)
+            buf.truncate()
+            writer.writerow(row)
+            yield buf.getvalue()
+
+
+def _rows(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> Iterator[dict[str, Any]]:
+    cols = ", ".join(EXPORT_COLUMNS)
+    cursor = conn.execute(f"SELECT {cols} FROM scans {tail}", params)  # noqa: S608 - fixed text
+    for values in cursor:
+        row = dict(zip(EXPORT_COLUMNS, values, strict=True))
+        row["manual"] = bool(row["manual"])
+        row["offline"] = bool(row["offline"])
+        yield row
+
+
+def start_of_today(now: datetime) -> datetime:
+    """Local midnight, as a UTC-aware moment (counts reset at the venue's midnight)."""
+    local = now.astimezone()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight <= local else midnight - timedelta(days=1)

@@ -1,0 +1,154 @@
+"""Everything a running kiosk owns, started and stopped in a safe order.
+
+Shared by the Textual UI and headless mode, so both open the same devices the
+same way: journal first (nothing is decided without it), relay forced OFF,
+then the sources. Stopping runs the other way round and always ends with the
+relay OFF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+
+from scanner.api import PassQRClient
+from scanner.config import Config, KeyboardSourceConfig
+from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
+from scanner.journal import Journal
+from scanner.models import RawScan
+from scanner.pipeline import Gate, ServerState, Validator
+from scanner.relay import Relay, build_relay
+from scanner.sources import KeyboardSource, Source, build_source
+
+_log = logging.getLogger(__name__)
+
+PROBE_INTERVAL_S = 60.0
+
+
+class Kiosk:
+    """One gate's devices, client, journal and decision pipeline.
+
+    Args:
+        config: the validated configuration.
+        api_key: the PassQR key (from :func:`scanner.config.load_api_key`).
+        headless: keyboard sources read standard input instead of the UI.
+        client: a ready client (tests, the demo); built from ``config.api`` if None.
+        relay: a relay driver; built from ``config.relay`` if None.
+        sources: the inputs; built from ``config.sources`` if None.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        api_key: str,
+        headless: bool = False,
+        client: PassQRClient | None = None,
+        relay: Relay | None = None,
+        sources: list[Source] | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client or PassQRClient(
+            config.api.base_url,
+            api_key,
+            timeout_s=config.api.timeout_s,
+            allow_insecure_http=config.api.allow_insecure_http,
+            ca_file=config.api.ca_file,
+        )
+        self.journal = Journal(config.journal.path)
+        self.relay = relay or build_relay(config.relay)
+        self.sources = (
+            sources
+            if sources is not None
+            else [build_source(s, headless=headless) for s in config.sources]
+        )
+        validator: Validator = self.client
+        self.gate = Gate(
+            config=config.gate, validator=validator, journal=self.journal, relay=self.relay
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    @property
+    def keyboard(self) -> KeyboardSource | None:
+        """The keyboard source the UI feeds keystrokes to, if one is configured."""
+        for source in self.sources:
+            if isinstance(source, KeyboardSource):
+                return source
+        return None
+
+    def submit(self, raw: RawScan) -> None:
+        self.gate.submit(raw)
+
+    async def start(self) -> None:
+        """Open the journal, force the relay OFF, start the sources and the server probe.
+
+        Raises:
+            ConfigError: the journal cannot be opened.
+        """
+        await self.journal.open()
+        atexit.register(self.relay.off_now)
+        await self.relay.start()
+        await self.gate.load_counts()
+        for source in self.sources:
+            self._tasks.append(
+                asyncio.create_task(self._run_source(source), name=f"source-{source.name}")
+            )
+        self._tasks.append(asyncio.create_task(self._probe_loop(), name="server-probe"))
+        self._started = True
+
+    async def _run_source(self, source: Source) -> None:
+        try:
+            await source.run(self.submit)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one broken source must not end the kiosk
+            _log.exception("source %s stopped", source.name)
+
+    async def sources_done(self) -> None:
+        """Wait until every source has ended by itself (stdin closed, script over)."""
+        sources = self._tasks[: len(self.sources)]
+        if sources:
+            await asyncio.wait(sources)
+
+    async def probe(self) -> None:
+        """A harmless GET, so the status line knows the server before the first scan."""
+        try:
+            await self.client.list_templates(limit=1)
+        except AuthenticationError:
+            self.gate.note_server(ServerState.REJECTED_KEY, "API key rejected")
+        except PlanError:
+            self.gate.note_server(ServerState.NO_PLAN, "plan has no API access")
+        except TransportError as err:
+            self.gate.note_server(ServerState.UNREACHABLE, err.message)
+        except APIError as err:
+            self.gate.note_server(ServerState.FAULT, err.message)
+        else:
+            self.gate.note_server(ServerState.OK)
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await self.probe()
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def stop(self) -> None:
+        """Stop reading, let scans in flight finish (bounded), relay OFF, close everything."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.gate.drain(grace_s=self.config.api.timeout_s + 1)
+        await self.relay.close()
+        atexit.unregister(self.relay.off_now)
+        await self.client.aclose()
+        if self._started:
+            await self.journal.close()
+            self._started = False
+
+
+def has_keyboard(config: Config) -> bool:
+    return any(isinstance(s, KeyboardSourceConfig) for s in config.sources)

@@ -1,0 +1,81 @@
+"""A HID wedge scanner typing into the kiosk: code + Enter.
+
+In the UI, the app feeds keystrokes to :meth:`KeyboardSource.feed_key`. Headless,
+the source reads lines from standard input (a wedge scanner on the console, or
+a script piping codes in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from typing import TextIO
+
+from scanner.models import RawScan
+from scanner.payload import MAX_PAYLOAD_CHARS
+from scanner.sources.base import Emit, Source, SourceState
+
+_log = logging.getLogger(__name__)
+
+
+class KeyboardSource(Source):
+    kind = "keyboard"
+
+    def __init__(self, name: str = "keyboard", *, stdin: TextIO | None = None) -> None:
+        super().__init__(name)
+        self._stdin = stdin
+        self._buffer: list[str] = []
+        self._emit: Emit | None = None
+
+    def feed_key(self, character: str | None, *, enter: bool = False) -> None:
+        """One keystroke from the UI; Enter ends the code."""
+        if enter:
+            text = "".join(self._buffer)
+            self._buffer.clear()
+            if text:
+                self._deliver(text)
+            return
+        if character and len(self._buffer) <= MAX_PAYLOAD_CHARS:
+            self._buffer.append(character)
+
+    def feed_line(self, text: str, *, manual: bool = False) -> None:
+        """A whole code at once (staff entry)."""
+        self._deliver(text, manual=manual)
+
+    def _deliver(self, text: str, *, manual: bool = False) -> None:
+        if self._emit is None:
+            return
+        self.count += 1
+        self._emit(RawScan(source=self.name, text=text, at=time.monotonic(), manual=manual))
+
+    async def run(self, emit: Emit) -> None:
+        self._emit = emit
+        self.state = SourceState.READY
+        if self._stdin is None:
+            await asyncio.Event().wait()
+            return
+        loop = asyncio.get_running_loop()
+        stream = self._stdin
+        ended = asyncio.Event()
+
+        def reader() -> None:
+            try:
+                for line in stream:
+                    loop.call_soon_threadsafe(self._deliver, line.rstrip("\r\n"))
+            except (OSError, ValueError) as err:
+                _log.warning("keyboard input failed: %s", err)
+            loop.call_soon_threadsafe(ended.set)
+
+        # A daemon thread: a blocked read of stdin must not hold up the exit.
+        threading.Thread(target=reader, name="keyboard-stdin", daemon=True).start()
+        await ended.wait()
+        self.state = SourceState.STOPPED
+        self.detail = "end of input"
+
+
+def stdin_if_piped() -> TextIO | None:
+    """Standard input when it is not the terminal the UI draws on."""
+    return sys.stdin if sys.stdin is not None and not sys.stdin.isatty() else None

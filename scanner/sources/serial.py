@@ -1,0 +1,156 @@
+"""A serial or USB-CDC barcode scanner, read by pyserial on its own thread.
+
+Scanners end a code with CR, LF or CRLF (or nothing: then ``idle_timeout_s``
+ends it). Partial writes are joined. When the device vanishes, the thread
+closes it, marks the source DEGRADED and reopens it as soon as it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import serial
+
+from scanner.models import RawScan
+from scanner.payload import MAX_PAYLOAD_CHARS
+from scanner.sources.base import Emit, Source, SourceState
+
+_log = logging.getLogger(__name__)
+
+_RETRY_S = (0.2, 0.5, 1.0)
+
+
+class LineSplitter:
+    """Bytes in, codes out: CR, LF and CRLF end a code; an over-long line is cut."""
+
+    def __init__(self, max_len: int = MAX_PAYLOAD_CHARS * 4) -> None:
+        self._buf = bytearray()
+        self._max = max_len
+        self._last_cr = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for byte in data:
+            if byte in (0x0D, 0x0A):
+                if byte == 0x0A and self._last_cr:
+                    self._last_cr = False
+                    continue
+                self._last_cr = byte == 0x0D
+                if self._buf:
+                    out.append(bytes(self._buf))
+                    self._buf.clear()
+                continue
+            self._last_cr = False
+            if len(self._buf) < self._max:
+                self._buf.append(byte)
+        return out
+
+    def flush(self) -> bytes | None:
+        """End the pending code (idle timeout); None when nothing is pending."""
+        if not self._buf:
+            return None
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buf)
+
+
+def decode_payload(data: bytes) -> str:
+    """Scanner bytes as text; undecodable bytes stay visible as replacement characters."""
+    return data.decode("utf-8", errors="replace")
+
+
+class SerialSource(Source):
+    kind = "serial"
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 9600,
+        idle_timeout_s: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name or f"serial:{port}")
+        self.port = port
+        self.baudrate = baudrate
+        self.idle_timeout_s = idle_timeout_s
+        self._stop = threading.Event()
+
+    async def run(self, emit: Emit) -> None:
+        loop = asyncio.get_running_loop()
+
+        def deliver(data: bytes) -> None:
+            self.count += 1
+            text = decode_payload(data)
+            loop.call_soon_threadsafe(
+                emit, RawScan(source=self.name, text=text, at=time.monotonic())
+            )
+
+        self._stop.clear()
+        thread = threading.Thread(target=self._loop, args=(deliver,), name=self.name, daemon=True)
+        thread.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(thread.join, 2.0)
+            self.state = SourceState.STOPPED
+
+    def _set(self, state: SourceState, detail: str = "") -> None:
+        if state is not self.state or detail != self.detail:
+            _log.info("source %s: %s %s", self.name, state.value, detail)
+        self.state, self.detail = state, detail
+
+    def _loop(self, deliver: Callable[[bytes], None]) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                port = serial.Serial(self.port, self.baudrate, timeout=0.05, exclusive=True)
+            except (serial.SerialException, OSError, ValueError) as err:
+                self._set(SourceState.DEGRADED, f"cannot open: {_reason(err)}")
+                self._stop.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                attempt += 1
+                continue
+            attempt = 0
+            self._set(SourceState.READY)
+            try:
+                self._read(port, deliver)
+            except (serial.SerialException, OSError) as err:
+                self._set(SourceState.DEGRADED, f"disconnected: {_reason(err)}")
+            finally:
+                try:
+                    port.close()
+                except (serial.SerialException, OSError) as err:
+                    _log.debug("closing %s: %s", self.port, err)
+
+    def _read(self, port: serial.Serial, deliver: Callable[[bytes], None]) -> None:
+        splitter = LineSplitter()
+        last_byte = time.monotonic()
+        while not self._stop.is_set():
+            data = port.read(port.in_waiting or 1)
+            now = time.monotonic()
+            if data:
+                last_byte = now
+                for line in splitter.feed(data):
+                    deliver(line)
+            elif (
+                self.idle_timeout_s > 0
+                and splitter.pending
+                and now - last_byte >= self.idle_timeout_s
+            ):
+                pending = splitter.flush()
+                if pending:
+                    deliver(pending)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return text[:120]
