@@ -84,6 +84,7 @@ class Journal:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._conn: sqlite3.Connection | None = None
+        self._shut = False
 
     # -- thread plumbing ----------------------------------------------------------------
 
@@ -125,10 +126,17 @@ class Journal:
             self._conn = None
 
     async def close(self) -> None:
+        """Close the database; safe to call twice."""
+        if self._shut:
+            return
+        self._shut = True
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close_sync)
         self._pool.shutdown(wait=True)
 
     def close_sync(self) -> None:
+        if self._shut:
+            return
+        self._shut = True
         self._pool.submit(self._close_sync).result()
         self._pool.shutdown(wait=True)
 

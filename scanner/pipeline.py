@@ -121,6 +121,9 @@ class Gate:
         self._last_seen: dict[str, float] = {}
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[Decision]] = set()
+        # One scan at a time, in arrival order (asyncio.Lock is FIFO): the journal,
+        # the screen and the JSON lines tell the gate's story in the order it happened.
+        self._one_at_a_time = asyncio.Lock()
 
     def subscribe(self, listener: Callable[[Decision], None]) -> None:
         """Call ``listener`` on the event loop with every decision (after the relay moved)."""
@@ -189,7 +192,8 @@ class Gate:
             manual=raw.manual,
         )
         try:
-            decision = await self._decide_scan(raw, scan, error)
+            async with self._one_at_a_time:
+                decision = await self._decide_scan(raw, scan, error)
         except Exception as err:  # noqa: BLE001 - a bug here must not open the door or crash
             _log.exception("deciding scan %s failed", scan.id)
             decision = self._reject(scan, raw, Reason.ERROR, detail=f"internal error: {err}")
