@@ -68,12 +68,27 @@ def main() -> int:
         db = tmp / "server.sqlite3"
         key = subprocess.run(
             [py, "-m", "scanner", "server", "create-key", "--db", str(db), "--plan", "pro"],
-            cwd=ROOT, check=True, capture_output=True, text=True,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         port = free_port()
         server = subprocess.Popen(
-            [py, "-m", "scanner", "server", "run", "--db", str(db), "--port", str(port),
-             "--no-rate-limit"], cwd=ROOT, stderr=subprocess.DEVNULL,
+            [
+                py,
+                "-m",
+                "scanner",
+                "server",
+                "run",
+                "--db",
+                str(db),
+                "--port",
+                str(port),
+                "--no-rate-limit",
+            ],
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}/api/v1"
         scanner = ScannerSim(tmp / "scanner")
@@ -91,8 +106,14 @@ def main() -> int:
                 template = http.post("templates", json={"name": "Bench", "type": "event"})
                 template_id = template.json()["data"]["id"]
                 codes = [
-                    http.post("passes", json={"template_id": template_id, "max_uses": None,
-                                              "holder_name": f"Guest {i}"}).json()["data"]["code"]
+                    http.post(
+                        "passes",
+                        json={
+                            "template_id": template_id,
+                            "max_uses": None,
+                            "holder_name": f"Guest {i}",
+                        },
+                    ).json()["data"]["code"]
                     for i in range(20)
                 ]
             config = tmp / "gate.toml"
@@ -110,12 +131,15 @@ type = "lcus"
 port = "{relay.link}"
 pulse_ms = 10
 [journal]
-path = "{tmp / 'journal.sqlite3'}"
+path = "{tmp / "journal.sqlite3"}"
 """)
             kiosk = subprocess.Popen(
                 [py, "-m", "scanner", "run", "--config", str(config), "--headless"],
-                cwd=ROOT, env={**os.environ, "PASSQR_API_KEY": key}, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True,
+                cwd=ROOT,
+                env={**os.environ, "PASSQR_API_KEY": key},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             assert kiosk.stdout is not None and kiosk.stderr is not None
             ready = threading.Event()
@@ -159,12 +183,16 @@ path = "{tmp / 'journal.sqlite3'}"
             relay.close()
     print(f"machine: {machine()}")
     print(f"scans: {len(latencies)} (after 10 warm-up), every one a real validation")
-    print("scan -> relay ON (ms): "
-          f"p50 {pct(latencies, 50):.2f}  p95 {pct(latencies, 95):.2f}  "
-          f"p99 {pct(latencies, 99):.2f}  max {max(latencies):.2f}  "
-          f"mean {statistics.fmean(latencies):.2f}")
-    print("kiosk's own scan -> decision (ms): "
-          f"p50 {pct(kiosk_ms, 50):.2f}  p99 {pct(kiosk_ms, 99):.2f}")
+    print(
+        "scan -> relay ON (ms): "
+        f"p50 {pct(latencies, 50):.2f}  p95 {pct(latencies, 95):.2f}  "
+        f"p99 {pct(latencies, 99):.2f}  max {max(latencies):.2f}  "
+        f"mean {statistics.fmean(latencies):.2f}"
+    )
+    print(
+        "kiosk's own scan -> decision (ms): "
+        f"p50 {pct(kiosk_ms, 50):.2f}  p99 {pct(kiosk_ms, 99):.2f}"
+    )
     target = pct(latencies, 50) <= 15 and pct(latencies, 99) <= 50
     print(f"target p50 <= 15 ms and p99 <= 50 ms: {'met' if target else 'NOT met'}")
     return 0

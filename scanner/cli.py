@@ -69,8 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scanner.demo import demo_environment
 
-    with demo_environment(interval_s=args.interval, loop=not args.headless,
-                          keyboard=not args.headless) as env:
+    with demo_environment(
+        interval_s=args.interval, loop=not args.headless, keyboard=not args.headless
+    ) as env:
         if args.headless:
             from scanner.headless import run_headless
 

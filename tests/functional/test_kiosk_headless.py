@@ -25,8 +25,9 @@ from tests.support.serial_sim import LcusSim, ScannerSim
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_config(tmp_path: Path, server: LocalServer, scanner: ScannerSim, relay: LcusSim,
-                 *, pulse_ms: int = 300) -> Path:
+def write_config(
+    tmp_path: Path, server: LocalServer, scanner: ScannerSim, relay: LcusSim, *, pulse_ms: int = 300
+) -> Path:
     path = tmp_path / "gate.toml"
     path.write_text(f"""
 [api]
@@ -50,7 +51,7 @@ channel = 1
 pulse_ms = {pulse_ms}
 
 [journal]
-path = "{tmp_path / 'journal.sqlite3'}"
+path = "{tmp_path / "journal.sqlite3"}"
 """)
     return path
 
@@ -100,14 +101,20 @@ def start_kiosk(config: Path, server: LocalServer, *extra: str) -> Kiosk:
     env = {**os.environ, "PASSQR_API_KEY": server.api_key, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scanner", "run", "--config", str(config), "--headless", *extra],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out: queue.Queue[str] = queue.Queue()
     err: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None and proc.stderr is not None
-    pumps = [threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
-             threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True)]
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True),
+    ]
     for pump in pumps:
         pump.start()
     return Kiosk(proc, out, err, [], pumps)
@@ -177,7 +184,9 @@ def test_each_reason_on_screen_relay_and_journal(rig: Rig) -> None:
         assert isinstance(line["latency_ms"], float | int) and line["offline"] is False
         if decision == "accepted":
             assert rig.relay.wait_for(lambda b, n=ons_before: len(b.on_events()) == n + 1), (
-                payload, rig.relay.log.events)
+                payload,
+                rig.relay.log.events,
+            )
             assert line["holder"]
         else:
             assert len(rig.relay.on_events()) == ons_before, f"relay moved for {reason}"
@@ -187,8 +196,22 @@ def test_each_reason_on_screen_relay_and_journal(rig: Rig) -> None:
     assert rig.relay.log.bad_frames == 0
 
     export = subprocess.run(
-        [sys.executable, "-m", "scanner", "journal", "export", "--config", str(rig.config),
-         "--format", "jsonl"], cwd=ROOT, capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "journal",
+            "export",
+            "--config",
+            str(rig.config),
+            "--format",
+            "jsonl",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = [json.loads(x) for x in export.stdout.splitlines()]
     assert [r["reason"] for r in rows] == [p[2] for p in plays]
     assert all(r["scan_id"] and r["ts"] for r in rows)
@@ -228,7 +251,12 @@ def test_missing_key_is_a_clear_error(tmp_path: Path, local_server: LocalServer)
         env = {k: v for k, v in os.environ.items() if k != "PASSQR_API_KEY"}
         result = subprocess.run(
             [sys.executable, "-m", "scanner", "run", "--config", str(config), "--headless"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         scanner.close()
         relay.close()
@@ -248,15 +276,22 @@ name = "Pipe"
 [[sources]]
 type = "keyboard"
 [journal]
-path = "{tmp_path / 'j.sqlite3'}"
+path = "{tmp_path / "j.sqlite3"}"
 """)
     env = {**os.environ, "PASSQR_API_KEY": local_server.api_key}
     result = subprocess.run(
         [sys.executable, "-m", "scanner", "run", "--config", str(config), "--headless"],
-        cwd=ROOT, env=env, input=f"{codes['valid']}\n{codes['revoked']}\n", capture_output=True,
-        text=True, timeout=30)
+        cwd=ROOT,
+        env=env,
+        input=f"{codes['valid']}\n{codes['revoked']}\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert [(x["code"], x["decision"]) for x in lines] == [
-        (codes["valid"], "accepted"), (codes["revoked"], "rejected")]
+        (codes["valid"], "accepted"),
+        (codes["revoked"], "rejected"),
+    ]
     assert lines[0]["holder"] == "Ada Lovelace"

@@ -52,8 +52,14 @@ class PtyDevice:
 class ScannerSim(PtyDevice):
     """A serial barcode scanner: writes codes with a chosen terminator."""
 
-    def scan(self, code: str | bytes, terminator: bytes = b"\r\n", *, split: int = 0,
-             pause_s: float = 0.0) -> None:
+    def scan(
+        self,
+        code: str | bytes,
+        terminator: bytes = b"\r\n",
+        *,
+        split: int = 0,
+        pause_s: float = 0.0,
+    ) -> None:
         data = (code.encode() if isinstance(code, str) else code) + terminator
         if split <= 0:
             os.write(self.master, data)
@@ -128,9 +134,9 @@ class LcusSim(PtyDevice):
                 self._cond.wait(left)
             return True
 
-    async def until(self, predicate: Callable[[LcusSim], bool], timeout: float = 5.0) -> bool:
+    async def until(self, predicate: Callable[[LcusSim], bool], within_s: float = 5.0) -> bool:
         """:meth:`wait_for` without blocking the event loop the code under test runs on."""
-        return await asyncio.to_thread(self.wait_for, predicate, timeout)
+        return await asyncio.to_thread(self.wait_for, predicate, within_s)
 
     def on_events(self, channel: int = 1) -> list[float]:
         return [t for t, ch, on in self.log.events if ch == channel and on]

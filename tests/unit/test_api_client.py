@@ -39,12 +39,16 @@ def client_for(handler: Callable[[httpx.Request], httpx.Response]) -> PassQRClie
     return PassQRClient("https://passqr.test/api/v1", KEY, transport=httpx.MockTransport(handler))
 
 
-def answer(status: int, body: Any = None, *, text: str | None = None,
-           headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
+def answer(
+    status: int, body: Any = None, *, text: str | None = None, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         if text is not None:
-            return httpx.Response(status, text=text, headers=headers or {"content-type": "text/html"})
+            return httpx.Response(
+                status, text=text, headers=headers or {"content-type": "text/html"}
+            )
         return httpx.Response(status, json=body, headers=headers)
+
     return handler
 
 
@@ -53,8 +57,9 @@ async def test_request_shape_bearer_idempotency_and_url() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"data": {"result": "valid", "message": "ok",
-                                                  "pass": None, "template": None}})
+        return httpx.Response(
+            200, json={"data": {"result": "valid", "message": "ok", "pass": None, "template": None}}
+        )
 
     async with client_for(handler) as client:
         await client.validate("PASS-ABCD1234", idempotency_key="k-1")
@@ -67,16 +72,33 @@ async def test_request_shape_bearer_idempotency_and_url() -> None:
 
 
 def test_both_spellings_are_read() -> None:
-    new = parse_validation({"data": {
-        "result": "valid", "message": "Access granted", "extra": 1,
-        "pass": {"code": "PASS-A", "holder_name": "Jane", "uses_count": 1, "max_uses": 3,
-                 "surprise": {"x": 1}},
-        "template": {"id": "t", "name": "VIP", "color": "#fff"}}})
+    new = parse_validation(
+        {
+            "data": {
+                "result": "valid",
+                "message": "Access granted",
+                "extra": 1,
+                "pass": {
+                    "code": "PASS-A",
+                    "holder_name": "Jane",
+                    "uses_count": 1,
+                    "max_uses": 3,
+                    "surprise": {"x": 1},
+                },
+                "template": {"id": "t", "name": "VIP", "color": "#fff"},
+            }
+        }
+    )
     assert new.outcome is ValidationOutcome.VALID
     assert new.pass_ is not None and new.pass_.uses_left == 2
     assert new.template is not None and new.template.name == "VIP"
-    old = parse_validation({"valid": True, "status": "valid", "pass": {
-        "holderName": "Jane", "usesCount": 2, "maxUses": 5, "scansRemaining": 3}})
+    old = parse_validation(
+        {
+            "valid": True,
+            "status": "valid",
+            "pass": {"holderName": "Jane", "usesCount": 2, "maxUses": 5, "scansRemaining": 3},
+        }
+    )
     assert old.outcome is ValidationOutcome.VALID
     assert old.pass_ is not None and old.pass_.holder_name == "Jane" and old.pass_.uses_left == 3
     old_denied = parse_validation({"valid": False, "status": "used", "message": "Used"})
@@ -104,21 +126,37 @@ def test_shapeless_answers_are_bad_answers(body: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("handler", "error", "check"),
     [
-        (answer(401, {"error": "Unauthorized", "message": "Invalid API key"}),
-         AuthenticationError, "Invalid API key"),
+        (
+            answer(401, {"error": "Unauthorized", "message": "Invalid API key"}),
+            AuthenticationError,
+            "Invalid API key",
+        ),
         (answer(403, {"error": "Forbidden", "message": "Plan"}), PlanError, "Plan"),
         (answer(402, {"error": "Payment Required", "message": "Upgrade"}), PlanError, "Upgrade"),
-        (answer(429, {"error": "Too Many Requests", "message": "slow"},
-                headers={"Retry-After": "17"}), RateLimitedError, "slow"),
+        (
+            answer(
+                429,
+                {"error": "Too Many Requests", "message": "slow"},
+                headers={"Retry-After": "17"},
+            ),
+            RateLimitedError,
+            "slow",
+        ),
         (answer(500, {"error": "Internal", "message": "db down"}), ServerError, "db down"),
         (answer(503, text="<html>Bad gateway</html>"), BadAnswerError, "instead of JSON"),
         (answer(200, text="<html>Welcome to hotel wifi</html>"), BadAnswerError, "base_url"),
         (answer(404, text="<html>Not Found</html>"), BadAnswerError, "base_url"),
         (answer(404, {"error": "Not Found", "message": "no pass"}), NotFoundError, "no pass"),
-        (answer(400, {"error": "Bad Request", "message": "code missing"}),
-         RequestRejectedError, "code missing"),
-        (answer(200, text="{not json", headers={"content-type": "application/json"}),
-         BadAnswerError, "without a JSON object"),
+        (
+            answer(400, {"error": "Bad Request", "message": "code missing"}),
+            RequestRejectedError,
+            "code missing",
+        ),
+        (
+            answer(200, text="{not json", headers={"content-type": "application/json"}),
+            BadAnswerError,
+            "without a JSON object",
+        ),
         (answer(200, [1, 2]), BadAnswerError, "JSON object"),
     ],
 )
@@ -132,11 +170,13 @@ async def test_statuses_map_to_the_error_tree(
         assert info.value.retry_after == 17
 
 
-@pytest.mark.parametrize(("header", "expected"), [("0", 1.0), ("2.5", 2.5), ("soon", 1.0),
-                                                 ("99999", 3600.0)])
+@pytest.mark.parametrize(
+    ("header", "expected"), [("0", 1.0), ("2.5", 2.5), ("soon", 1.0), ("99999", 3600.0)]
+)
 async def test_retry_after_is_sane(header: str, expected: float) -> None:
-    async with client_for(answer(429, {"error": "x", "message": "y"},
-                                 headers={"Retry-After": header})) as client:
+    async with client_for(
+        answer(429, {"error": "x", "message": "y"}, headers={"Retry-After": header})
+    ) as client:
         with pytest.raises(RateLimitedError) as info:
             await client.validate("PASS-ABCD1234", idempotency_key="k")
     assert info.value.retry_after == expected
@@ -159,8 +199,9 @@ def silent_server() -> Iterator[int]:
 
 
 async def test_timeout_is_a_timeout(silent_server: int) -> None:
-    async with PassQRClient(f"http://127.0.0.1:{silent_server}/api/v1", KEY,
-                            timeout_s=0.3) as client:
+    async with PassQRClient(
+        f"http://127.0.0.1:{silent_server}/api/v1", KEY, timeout_s=0.3
+    ) as client:
         with pytest.raises(APITimeoutError):
             await client.validate("PASS-ABCD1234", idempotency_key="k")
 

@@ -54,7 +54,10 @@ def test_unknown_table_is_refused(tmp_path: Path) -> None:
     [
         ("[api]\ntimeout_s = 'fast'\n", r"api.timeout_s: expected float"),
         ("[gate]\nrepeat_ignore_s = true\n", r"gate.repeat_ignore_s: expected float"),
-        ("[relay]\ntype = 'lcus'\nport = '/dev/x'\nchannel = '1'\n", r"relay.channel: expected int"),
+        (
+            "[relay]\ntype = 'lcus'\nport = '/dev/x'\nchannel = '1'\n",
+            r"relay.channel: expected int",
+        ),
         ("[relay]\ntype = 'sonoff'\n", r"relay.type: expected 'none' \| 'lcus'"),
         ("[relay]\ntype = 'lcus'\n", r"relay.port: required"),
         ("[[sources]]\ntype = 'serial'\n", r"sources\[0\].port: required key is missing"),

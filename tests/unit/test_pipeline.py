@@ -32,6 +32,7 @@ from scanner.models import (
 )
 from scanner.pipeline import Gate, ServerState
 from scanner.relay import NoRelay, RelayState
+from tests.support.waiting import eventually
 
 
 class ScriptedValidator:
@@ -46,8 +47,12 @@ class ScriptedValidator:
         self.calls.append((code, idempotency_key))
         if self.gate is not None:
             await self.gate.wait()
-        answer = self.answers.get(code, ValidationResult(
-            outcome=ValidationOutcome.NOT_FOUND, result="not_found", message="Pass not found"))
+        answer = self.answers.get(
+            code,
+            ValidationResult(
+                outcome=ValidationOutcome.NOT_FOUND, result="not_found", message="Pass not found"
+            ),
+        )
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -55,9 +60,12 @@ class ScriptedValidator:
 
 def valid(holder: str = "Ada", uses: int = 1, max_uses: int | None = 3) -> ValidationResult:
     return ValidationResult(
-        outcome=ValidationOutcome.VALID, result="valid", message="Access granted",
-        pass_=PassInfo(code="PASS-AAAA0001", holder_name=holder, uses_count=uses,
-                       max_uses=max_uses),
+        outcome=ValidationOutcome.VALID,
+        result="valid",
+        message="Access granted",
+        pass_=PassInfo(
+            code="PASS-AAAA0001", holder_name=holder, uses_count=uses, max_uses=max_uses
+        ),
         template=TemplateInfo(name="VIP"),
     )
 
@@ -98,8 +106,13 @@ def clock() -> Clock:
 
 @pytest.fixture
 def gate(journal: Journal, relay: NoRelay, validator: ScriptedValidator, clock: Clock) -> Gate:
-    return Gate(config=GateConfig(name="Test gate", repeat_ignore_s=3.0), validator=validator,
-                journal=journal, relay=relay, clock=clock)
+    return Gate(
+        config=GateConfig(name="Test gate", repeat_ignore_s=3.0),
+        validator=validator,
+        journal=journal,
+        relay=relay,
+        clock=clock,
+    )
 
 
 def raw(text: str, source: str = "test", manual: bool = False) -> RawScan:
@@ -112,8 +125,9 @@ async def decide(gate: Gate, text: str, **kw: object) -> Decision:
     return await task
 
 
-async def test_valid_pass_is_accepted_and_pulses(gate: Gate, validator: ScriptedValidator,
-                                                 relay: NoRelay) -> None:
+async def test_valid_pass_is_accepted_and_pulses(
+    gate: Gate, validator: ScriptedValidator, relay: NoRelay
+) -> None:
     validator.answers["PASS-AAAA0001"] = valid()
     seen: list[Decision] = []
 
@@ -142,11 +156,16 @@ async def test_valid_pass_is_accepted_and_pulses(gate: Gate, validator: Scripted
     ],
 )
 async def test_denials_are_rejected_without_the_relay(
-    gate: Gate, validator: ScriptedValidator, relay: NoRelay,
-    outcome: ValidationOutcome, reason: Reason, text: str,
+    gate: Gate,
+    validator: ScriptedValidator,
+    relay: NoRelay,
+    outcome: ValidationOutcome,
+    reason: Reason,
+    text: str,
 ) -> None:
-    validator.answers["PASS-AAAA0002"] = ValidationResult(outcome=outcome, result=outcome.value,
-                                                          message="server words")
+    validator.answers["PASS-AAAA0002"] = ValidationResult(
+        outcome=outcome, result=outcome.value, message="server words"
+    )
     decision = await decide(gate, "PASS-AAAA0002")
     assert not decision.accepted
     assert decision.reason is reason
@@ -158,7 +177,8 @@ async def test_unknown_result_is_a_denial_with_the_server_message(
     gate: Gate, validator: ScriptedValidator, relay: NoRelay
 ) -> None:
     validator.answers["PASS-AAAA0003"] = ValidationResult(
-        outcome=ValidationOutcome.UNKNOWN, result="suspended", message="Account suspended")
+        outcome=ValidationOutcome.UNKNOWN, result="suspended", message="Account suspended"
+    )
     decision = await decide(gate, "PASS-AAAA0003")
     assert not decision.accepted and decision.reason is Reason.ERROR
     assert decision.message == "Account suspended"
@@ -170,18 +190,26 @@ async def test_unknown_result_is_a_denial_with_the_server_message(
     [
         (NetworkError("cannot reach"), Reason.OFFLINE, ServerState.UNREACHABLE, True),
         (APITimeoutError("no answer"), Reason.OFFLINE, ServerState.UNREACHABLE, True),
-        (RateLimitedError("slow down", retry_after=7), Reason.RATE_LIMITED,
-         ServerState.RATE_LIMITED, False),
-        (AuthenticationError("bad key", status=401), Reason.ERROR, ServerState.REJECTED_KEY,
-         False),
+        (
+            RateLimitedError("slow down", retry_after=7),
+            Reason.RATE_LIMITED,
+            ServerState.RATE_LIMITED,
+            False,
+        ),
+        (AuthenticationError("bad key", status=401), Reason.ERROR, ServerState.REJECTED_KEY, False),
         (PlanError("free plan", status=403), Reason.ERROR, ServerState.NO_PLAN, False),
         (ServerError("boom", status=500), Reason.ERROR, ServerState.FAULT, False),
         (BadAnswerError("html"), Reason.ERROR, ServerState.FAULT, False),
     ],
 )
 async def test_api_failures_reject_with_a_reason_and_a_server_state(
-    gate: Gate, validator: ScriptedValidator, relay: NoRelay,
-    error: Exception, reason: Reason, server: ServerState, offline: bool,
+    gate: Gate,
+    validator: ScriptedValidator,
+    relay: NoRelay,
+    error: Exception,
+    reason: Reason,
+    server: ServerState,
+    offline: bool,
 ) -> None:
     validator.answers["PASS-AAAA0004"] = error
     decision = await decide(gate, "PASS-AAAA0004")
@@ -247,9 +275,7 @@ async def test_every_scan_is_journaled_before_validation(
     validator.gate = asyncio.Event()
     task = gate.submit(raw("PASS-AAAA0008"))
     assert task is not None
-    async with asyncio.timeout(5):
-        while not validator.calls:
-            await asyncio.sleep(0.005)
+    await eventually(lambda: bool(validator.calls))
     conn = sqlite3.connect(journal.path)
     try:
         rows = conn.execute("SELECT scan_id, code, decision FROM scans").fetchall()
@@ -291,14 +317,14 @@ async def test_a_broken_listener_does_not_stop_the_gate(
     assert got == [decision]
 
 
-async def test_counts_survive_a_restart(tmp_path: Path, validator: ScriptedValidator,
-                                        relay: NoRelay) -> None:
+async def test_counts_survive_a_restart(
+    tmp_path: Path, validator: ScriptedValidator, relay: NoRelay
+) -> None:
     validator.answers["PASS-AAAA0011"] = valid()
     for _ in range(2):
         j = Journal(tmp_path / "j.sqlite3")
         await j.open()
-        g = Gate(config=GateConfig(repeat_ignore_s=0), validator=validator, journal=j,
-                 relay=relay)
+        g = Gate(config=GateConfig(repeat_ignore_s=0), validator=validator, journal=j, relay=relay)
         await g.load_counts()
         await decide(g, "PASS-AAAA0011")
         await decide(g, "PASS-NOPE0000")

@@ -34,7 +34,7 @@ async def test_off_at_start_then_one_timed_pulse(board: LcusSim) -> None:
     assert await relay.pulse()
     assert relay.state is RelayState.ON
     assert await board.until(lambda b: len(b.pulses(2)) == 1)
-    (on, off), = board.pulses(2)
+    ((on, off),) = board.pulses(2)
     assert 0.13 <= off - on <= 0.6
     assert board.state[2] is False
     assert board.log.bad_frames == 0
@@ -47,10 +47,10 @@ async def test_overlapping_pulses_extend_one_pulse(board: LcusSim) -> None:
     await relay.pulse()
     await asyncio.sleep(0.15)
     await relay.pulse()
-    assert await board.until(lambda b: len(b.pulses()) == 1, timeout=3)
+    assert await board.until(lambda b: len(b.pulses()) == 1, within_s=3)
     await asyncio.sleep(0.1)
     assert len(board.on_events()) == 1, "a second ON frame means pulses stacked"
-    (on, off), = board.pulses()
+    ((on, off),) = board.pulses()
     assert 0.42 <= off - on <= 1.0
     await relay.close()
 
@@ -61,7 +61,7 @@ async def test_close_mid_pulse_turns_off(board: LcusSim) -> None:
     await relay.pulse()
     assert await board.until(lambda b: b.state[1])
     await relay.close()
-    assert await board.until(lambda b: not b.state[1], timeout=2)
+    assert await board.until(lambda b: not b.state[1], within_s=2)
 
 
 async def test_cancelled_pulse_task_still_turns_off(board: LcusSim) -> None:
@@ -70,7 +70,7 @@ async def test_cancelled_pulse_task_still_turns_off(board: LcusSim) -> None:
     await relay.pulse()
     assert relay._off_task is not None
     relay._off_task.cancel()
-    assert await board.until(lambda b: not b.state[1] and len(b.pulses()) == 1, timeout=2)
+    assert await board.until(lambda b: not b.state[1] and len(b.pulses()) == 1, within_s=2)
     await relay.close()
 
 
@@ -79,7 +79,7 @@ async def test_off_now_is_synchronous_and_safe(board: LcusSim) -> None:
     await relay.start()
     await relay.pulse()
     relay.off_now()
-    assert await board.until(lambda b: not b.state[1], timeout=2)
+    assert await board.until(lambda b: not b.state[1], within_s=2)
     await relay.close()
 
 
@@ -104,6 +104,6 @@ async def test_vanished_port_reconnects_with_off_first(board: LcusSim) -> None:
     board.log.events.clear()
     board.plug()
     assert await relay.pulse() is True
-    assert await board.until(lambda b: len(b.pulses()) == 1, timeout=3)
+    assert await board.until(lambda b: len(b.pulses()) == 1, within_s=3)
     assert board.log.events[0][2] is False, "a reopened board gets OFF before anything"
     await relay.close()

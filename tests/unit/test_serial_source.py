@@ -12,6 +12,7 @@ from scanner.models import RawScan
 from scanner.sources import SerialSource, SourceState
 from scanner.sources.serial import LineSplitter
 from tests.support.serial_sim import ScannerSim
+from tests.support.waiting import eventually
 
 
 def test_splitter_handles_every_terminator_and_split_writes() -> None:
@@ -36,8 +37,8 @@ class Collector:
         self.scans.append(scan)
         self.changed.set()
 
-    async def wait_count(self, n: int, timeout: float = 5.0) -> list[str]:
-        async with asyncio.timeout(timeout):
+    async def wait_count(self, n: int, within_s: float = 5.0) -> list[str]:
+        async with asyncio.timeout(within_s):
             while len(self.scans) < n:
                 self.changed.clear()
                 await self.changed.wait()
@@ -56,9 +57,7 @@ async def running(scanner_device: ScannerSim) -> AsyncIterator[tuple[SerialSourc
     source = SerialSource(str(scanner_device.link), idle_timeout_s=0.15)
     got = Collector()
     task = asyncio.create_task(source.run(got))
-    async with asyncio.timeout(5):
-        while source.state is not SourceState.READY:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: source.state is SourceState.READY)
     yield source, got
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -72,10 +71,12 @@ async def test_every_terminator_and_split_writes_count_every_code(
     scanner_device.scan("PASS-AAAA0001", b"\r")
     scanner_device.scan("PASS-AAAA0002", b"\n")
     scanner_device.scan("PASS-AAAA0003", b"\r\n")
-    await asyncio.to_thread(scanner_device.scan, "]Q1PASS-AAAA0004", b"\r\n", split=3,
-                            pause_s=0.01)
+    await asyncio.to_thread(scanner_device.scan, "]Q1PASS-AAAA0004", b"\r\n", split=3, pause_s=0.01)
     assert await got.wait_count(4) == [
-        "PASS-AAAA0001", "PASS-AAAA0002", "PASS-AAAA0003", "]Q1PASS-AAAA0004",
+        "PASS-AAAA0001",
+        "PASS-AAAA0002",
+        "PASS-AAAA0003",
+        "]Q1PASS-AAAA0004",
     ]
 
 
@@ -105,22 +106,19 @@ async def test_unplug_and_replug_reconnects_and_loses_nothing(
     scanner_device.scan("PASS-DDDD0001", b"\r")
     await got.wait_count(1)
     scanner_device.unplug()
-    async with asyncio.timeout(5):
-        while source.state is not SourceState.DEGRADED:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: source.state is SourceState.DEGRADED)
     scanner_device.plug()
     loop = asyncio.get_running_loop()
     replugged = loop.time()
-    async with asyncio.timeout(5):
-        while source.state is not SourceState.READY:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: source.state is SourceState.READY)
     assert loop.time() - replugged < 2.0
     scanner_device.scan("PASS-DDDD0002", b"\r")
     assert await got.wait_count(2) == ["PASS-DDDD0001", "PASS-DDDD0002"]
 
 
-async def test_exclusive_open(running: tuple[SerialSource, Collector],
-                              scanner_device: ScannerSim) -> None:
+async def test_exclusive_open(
+    running: tuple[SerialSource, Collector], scanner_device: ScannerSim
+) -> None:
     import serial
 
     with pytest.raises(serial.SerialException):
