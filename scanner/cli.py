@@ -115,6 +115,37 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relay_config(args: argparse.Namespace) -> Config | int:
+    try:
+        return load_config(Path(args.config))
+    except ScannerError as err:
+        return _fail(str(err), EXIT_CONFIG)
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    from scanner.relay.check import relay_off
+
+    config = _relay_config(args)
+    if isinstance(config, int):
+        return config
+    setup_logging(level=args.log_level)
+    return relay_off(config.relay, print)
+
+
+def cmd_relay_test(args: argparse.Namespace) -> int:
+    from scanner.relay.check import relay_test
+
+    config = _relay_config(args)
+    if isinstance(config, int):
+        return config
+    setup_logging(level=args.log_level)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    return asyncio.run(relay_test(config.relay, say, args.pulse_ms))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scanner.server.cli import add_server_parser
 
@@ -162,6 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--since", metavar="ISO", help="only scans from this moment on")
     export.set_defaults(func=cmd_journal_export)
+
+    relay = sub.add_parser("relay", help="drive the door relay on its own")
+    rsub = relay.add_subparsers(dest="relay_command", required=True, metavar="ACTION")
+    off = rsub.add_parser("off", help="switch the relay OFF now (for ExecStopPost=)")
+    off.add_argument("--config", required=True, metavar="FILE")
+    off.set_defaults(func=cmd_relay_off)
+    test = rsub.add_parser("test", help="one pulse; says what was sent and what came back")
+    test.add_argument("--config", required=True, metavar="FILE")
+    test.add_argument(
+        "--pulse-ms",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="pulse length (default: relay.pulse_ms)",
+    )
+    test.set_defaults(func=cmd_relay_test)
 
     add_server_parser(sub)
     return parser

@@ -86,22 +86,54 @@ class SimulatedSourceConfig:
     name: str | None = None
 
 
-SourceConfig = SerialSourceConfig | KeyboardSourceConfig | SimulatedSourceConfig
+@dataclass(frozen=True, kw_only=True)
+class CameraSourceConfig:
+    type: Literal["camera"]
+    device: int | str = 0
+    """A camera index, a ``/dev/video*`` or ``/dev/v4l/by-id/...`` path, a video file, an
+    RTSP/HTTP URL, ``"picamera2"`` for a Raspberry Pi CSI camera, or ``"synthetic"``."""
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    decoder: Literal["auto", "zxing", "zbar", "opencv"] = "auto"
+    watchdog_s: float = 3.0
+    """No frame for this long: the capture is reopened and the status line says so."""
+    codes: list[str] = field(default_factory=list)
+    """For ``device = "synthetic"``: the payloads its generated frames show."""
+    name: str | None = None
+
+
+SourceConfig = (
+    SerialSourceConfig | KeyboardSourceConfig | SimulatedSourceConfig | CameraSourceConfig
+)
 _SOURCE_TYPES: Mapping[str, type[Any]] = {
     "serial": SerialSourceConfig,
     "keyboard": KeyboardSourceConfig,
     "simulated": SimulatedSourceConfig,
+    "camera": CameraSourceConfig,
 }
-_LATER_SOURCES = {"camera": "camera sources arrive with the camera release"}
+
+
+RelayType = Literal["none", "lcus", "numato", "kmtronic", "hw667", "ascii", "hex"]
+
+#: Channels each board type has (``ascii``/``hex``: whatever the commands say).
+RELAY_CHANNELS: Mapping[str, int] = {"lcus": 8, "numato": 32, "kmtronic": 8, "hw667": 1}
 
 
 @dataclass(frozen=True, kw_only=True)
 class RelayConfig:
-    type: Literal["none", "lcus"] = "none"
+    type: RelayType = "none"
     port: str | None = None
     channel: int = 1
     pulse_ms: int = 1000
     baudrate: int = 9600
+    open_delay_ms: int = 0
+    """Wait after opening the port (Arduino-style boards reset when it opens: ~2000)."""
+    lock: Literal["fail-safe", "fail-secure"] = "fail-secure"
+    """Without power a fail-safe lock (maglock) opens, a fail-secure one (strike) stays shut."""
+    on_command: str | None = None
+    """``ascii``/``hex``: the ON command; ``{channel}`` is replaced by the channel."""
+    off_command: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,8 +258,6 @@ def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(file, key)}: expected a table")
         kind = table.get("type")
-        if kind in _LATER_SOURCES:
-            raise ConfigError(f"{_where(file, key + '.type')}: {_LATER_SOURCES[kind]}")
         if kind not in _SOURCE_TYPES:
             near = difflib.get_close_matches(str(kind), list(_SOURCE_TYPES), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
@@ -249,8 +279,31 @@ def _check(config: Config, file: Path | None) -> None:
         raise ConfigError(
             f"{_where(file, 'relay.port')}: required for relay type {config.relay.type!r}"
         )
-    if config.relay.type == "lcus" and not 1 <= config.relay.channel <= 8:
-        raise ConfigError(f"{_where(file, 'relay.channel')}: LCUS boards have channels 1 to 8")
+    relay = config.relay
+    most = RELAY_CHANNELS.get(relay.type)
+    if most is not None and not 1 <= relay.channel <= most:
+        raise ConfigError(
+            f"{_where(file, 'relay.channel')}: {relay.type} boards have channels 1 to {most}"
+        )
+    if relay.type in ("ascii", "hex"):
+        from scanner.relay.commands import render
+
+        for key in ("on_command", "off_command"):
+            command = getattr(relay, key)
+            if not command:
+                raise ConfigError(
+                    f"{_where(file, 'relay.' + key)}: required for relay type {relay.type!r}"
+                )
+            try:
+                render(command, relay.channel, hex_bytes=relay.type == "hex")
+            except ConfigError as err:
+                raise ConfigError(f"{_where(file, 'relay.' + key)}: {err}") from err
+    elif relay.on_command or relay.off_command:
+        raise ConfigError(
+            f"{_where(file, 'relay.on_command')}: only relay types 'ascii' and 'hex' take commands"
+        )
+    if not 0 <= relay.open_delay_ms <= 10_000:
+        raise ConfigError(f"{_where(file, 'relay.open_delay_ms')}: must be between 0 and 10000")
     if not 10 <= config.relay.pulse_ms <= 60_000:
         raise ConfigError(f"{_where(file, 'relay.pulse_ms')}: must be between 10 and 60000")
     if config.api.timeout_s <= 0:

@@ -18,6 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 _log = logging.getLogger(__name__)
 
+#: How often a faulty relay is tried again (OFF first).
+RECONNECT_S = 1.0
+
+
+class LockKind(enum.StrEnum):
+    """What the lock does without power; shown by ``relay test`` and in the docs."""
+
+    FAIL_SAFE = "fail-safe"
+    FAIL_SECURE = "fail-secure"
+
 
 class RelayState(enum.StrEnum):
     OFF = "off"
@@ -46,6 +56,7 @@ class Relay(ABC):
         self._off_at = 0.0
         self._lock = asyncio.Lock()
         self._closed = False
+        self._watch_task: asyncio.Task[None] | None = None
 
     @property
     def description(self) -> str:
@@ -85,9 +96,22 @@ class Relay(ABC):
         return True
 
     async def start(self) -> None:
-        """Open the board and force it OFF. A failure is a FAULT, retried on the next pulse."""
+        """Open the board and force it OFF, then watch it.
+
+        A failure is a FAULT, not an error: the kiosk keeps deciding, and the
+        watch reopens the board (OFF first) as soon as it is back.
+        """
         async with self._lock:
             await self._apply(False)
+        self._watch_task = asyncio.create_task(self._watch(), name=f"relay-watch-{self.kind}")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(RECONNECT_S)
+            if self.state is RelayState.FAULT:
+                async with self._lock:
+                    if self.state is RelayState.FAULT and await self._apply(False):
+                        _log.info("relay %s is back, contact OFF", self.description)
 
     async def pulse(self, ms: int | None = None) -> bool:
         """Switch ON now and OFF after ``ms``; a pulse already running is extended.
@@ -136,6 +160,10 @@ class Relay(ABC):
         """OFF, then release the device. Safe to call twice."""
         if self._closed:
             return
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
         await self.off()
         self._closed = True
         loop = asyncio.get_running_loop()
@@ -155,4 +183,6 @@ class Relay(ABC):
             self._switch(False)
             self.state = RelayState.OFF
         except Exception as err:  # noqa: BLE001 - must not raise on an exit path
+            self.state = RelayState.FAULT
+            self.fault = f"{type(err).__name__}: {err}"
             _log.error("relay %s: final OFF failed: %s", self.description, err)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from scanner.config import KeyboardSourceConfig, SerialSourceConfig, SourceConfig
+from scanner.config import (
+    CameraSourceConfig,
+    KeyboardSourceConfig,
+    SerialSourceConfig,
+    SourceConfig,
+)
 from scanner.sources.base import Emit, Source, SourceState
 from scanner.sources.keyboard import KeyboardSource, stdin_if_piped
 from scanner.sources.serial import SerialSource
@@ -18,6 +23,11 @@ def build_source(config: SourceConfig, *, headless: bool = False) -> Source:
             idle_timeout_s=config.idle_timeout_s,
             name=config.name,
         )
+    if isinstance(config, CameraSourceConfig):
+        # Imported here: OpenCV and the decoders load only on gates with a camera.
+        from scanner.sources.camera import CameraSource
+
+        return CameraSource(config)
     if isinstance(config, KeyboardSourceConfig):
         return KeyboardSource(
             config.name or "keyboard", stdin=stdin_if_piped() if headless else None

@@ -72,27 +72,46 @@ class ScannerSim(PtyDevice):
 
 @dataclass
 class RelayLog:
-    """What the board did: (monotonic time, channel, on) per valid frame, plus junk."""
+    """What the board did: (monotonic time, channel, on) per valid command, plus junk."""
 
     events: list[tuple[float, int, bool]] = field(default_factory=list)
     raw: bytearray = field(default_factory=bytearray)
     bad_frames: int = 0
 
 
-class LcusSim(PtyDevice):
-    """An LCUS relay board: parses ``A0 ch op sum`` frames and records the contact state."""
+Parsed = tuple[list[tuple[int, bool]], bytes]
+"""Switches a protocol parsed out of the buffer, and the bytes the board answers."""
+
+
+class BoardSim(PtyDevice):
+    """A relay board: a protocol parser on the far side of a pty, recording the contacts."""
 
     def __init__(self, link: Path, channels: int = 8) -> None:
         self.log = RelayLog()
         self.state = dict.fromkeys(range(1, channels + 1), False)
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._buf = bytearray()
         super().__init__(link)
-        self._thread = threading.Thread(target=self._run, name="lcus-sim", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
 
+    def parse(self, buf: bytearray) -> Parsed:
+        """Consume complete commands from ``buf``; count junk in ``self.log.bad_frames``."""
+        raise NotImplementedError
+
+    def _record(self, switches: list[tuple[int, bool]], now: float) -> None:
+        for ch, on in switches:
+            self.state[ch] = on
+            self.log.events.append((now, ch, on))
+        self._cond.notify_all()
+
+    def switch_by_board(self, channel: int, on: bool) -> None:
+        """The board changes a contact by itself (a board-timed pulse ending)."""
+        with self._cond:
+            self._record([(channel, on)], time.monotonic())
+
     def _run(self) -> None:
-        buf = bytearray()
         while not self._stop.is_set():
             fd = self.master
             if fd < 0:
@@ -109,22 +128,16 @@ class LcusSim(PtyDevice):
             now = time.monotonic()
             with self._cond:
                 self.log.raw.extend(data)
-                buf.extend(data)
-                while len(buf) >= 4:
-                    if buf[0] != 0xA0:
-                        buf.pop(0)
-                        self.log.bad_frames += 1
-                        continue
-                    _, ch, op, chk = buf[:4]
-                    del buf[:4]
-                    if chk != (0xA0 + ch + op) & 0xFF or op not in (0, 1) or ch not in self.state:
-                        self.log.bad_frames += 1
-                        continue
-                    self.state[ch] = bool(op)
-                    self.log.events.append((now, ch, bool(op)))
-                self._cond.notify_all()
+                self._buf.extend(data)
+                switches, reply = self.parse(self._buf)
+                self._record(switches, now)
+            if reply:
+                try:
+                    os.write(fd, reply)
+                except OSError:
+                    pass
 
-    def wait_for(self, predicate: Callable[[LcusSim], bool], timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate: Callable[[BoardSim], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate(self):
@@ -134,7 +147,7 @@ class LcusSim(PtyDevice):
                 self._cond.wait(left)
             return True
 
-    async def until(self, predicate: Callable[[LcusSim], bool], within_s: float = 5.0) -> bool:
+    async def until(self, predicate: Callable[[BoardSim], bool], within_s: float = 5.0) -> bool:
         """:meth:`wait_for` without blocking the event loop the code under test runs on."""
         return await asyncio.to_thread(self.wait_for, predicate, within_s)
 
@@ -159,3 +172,139 @@ class LcusSim(PtyDevice):
         self._stop.set()
         self._thread.join(2)
         super().close()
+
+
+class LcusSim(BoardSim):
+    """LCUS: ``A0 ch op (A0+ch+op)&0xFF``; says nothing back."""
+
+    def parse(self, buf: bytearray) -> Parsed:
+        out: list[tuple[int, bool]] = []
+        while len(buf) >= 4:
+            if buf[0] != 0xA0:
+                buf.pop(0)
+                self.log.bad_frames += 1
+                continue
+            _, ch, op, chk = buf[:4]
+            del buf[:4]
+            if chk != (0xA0 + ch + op) & 0xFF or op not in (0, 1) or ch not in self.state:
+                self.log.bad_frames += 1
+                continue
+            out.append((ch, bool(op)))
+        return out, b""
+
+
+class NumatoSim(BoardSim):
+    """Numato: ASCII lines ending in CR, echoed; ``relay read N`` answers on/off and a prompt."""
+
+    def __init__(self, link: Path, channels: int = 8, *, lie: bool = False) -> None:
+        self.lie = lie  # a faulty board that reports the opposite state
+        super().__init__(link, channels)
+
+    def parse(self, buf: bytearray) -> Parsed:
+        out: list[tuple[int, bool]] = []
+        reply = bytearray()
+        while b"\r" in buf:
+            line, _, rest = bytes(buf).partition(b"\r")
+            buf[:] = rest
+            words = line.decode("ascii", errors="replace").split()
+            reply += line + b"\n\r"
+            if len(words) == 3 and words[0] == "relay":
+                ch = "0123456789ABCDEFGHIJKLMNOPQRSTUV".find(words[2].upper()) + 1
+                if ch in self.state and words[1] in ("on", "off"):
+                    out.append((ch, words[1] == "on"))
+                    reply += b">"
+                    continue
+                if ch in self.state and words[1] == "read":
+                    on = self.state[ch]
+                    for c, o in out:
+                        if c == ch:
+                            on = o
+                    reply += b"on" if on != self.lie else b"off"
+                    reply += b"\n\r>"
+                    continue
+            self.log.bad_frames += 1
+            reply += b">"
+        return out, bytes(reply)
+
+
+class KmtronicSim(BoardSim):
+    """KMTronic: ``FF ch 01``/``FF ch 00``; ``FF ch 03`` answers ``FF ch state``."""
+
+    def parse(self, buf: bytearray) -> Parsed:
+        out: list[tuple[int, bool]] = []
+        reply = bytearray()
+        while len(buf) >= 3:
+            if buf[0] != 0xFF:
+                buf.pop(0)
+                self.log.bad_frames += 1
+                continue
+            _, ch, op = buf[:3]
+            del buf[:3]
+            if ch not in self.state or op not in (0, 1, 3):
+                self.log.bad_frames += 1
+                continue
+            if op == 3:
+                on = self.state[ch]
+                for c, o in out:
+                    if c == ch:
+                        on = o
+                reply += bytes((0xFF, ch, int(on)))
+            else:
+                out.append((ch, bool(op)))
+        return out, bytes(reply)
+
+
+class Hw667Sim(BoardSim):
+    """HW-667: ``AA`` ON, ``BB`` OFF, ``CC`` ON for 1 s timed by the board itself."""
+
+    def __init__(self, link: Path) -> None:
+        self._timer: threading.Timer | None = None
+        super().__init__(link, channels=1)
+
+    def parse(self, buf: bytearray) -> Parsed:
+        out: list[tuple[int, bool]] = []
+        for byte in bytes(buf):
+            if byte == 0xAA:
+                out.append((1, True))
+            elif byte == 0xBB:
+                out.append((1, False))
+            elif byte == 0xCC:
+                out.append((1, True))
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = threading.Timer(1.0, self.switch_by_board, (1, False))
+                self._timer.daemon = True
+                self._timer.start()
+            else:
+                self.log.bad_frames += 1
+        buf.clear()
+        return out, b""
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        super().close()
+
+
+class CommandSim(BoardSim):
+    """A board with fixed ON/OFF byte strings (the ``ascii`` and ``hex`` drivers)."""
+
+    def __init__(self, link: Path, on: bytes, off: bytes) -> None:
+        self.on_bytes, self.off_bytes = on, off
+        super().__init__(link, channels=1)
+
+    def parse(self, buf: bytearray) -> Parsed:
+        out: list[tuple[int, bool]] = []
+        while buf:
+            if buf.startswith(self.on_bytes):
+                out.append((1, True))
+                del buf[: len(self.on_bytes)]
+            elif buf.startswith(self.off_bytes):
+                out.append((1, False))
+                del buf[: len(self.off_bytes)]
+            elif self.on_bytes.startswith(bytes(buf)) or self.off_bytes.startswith(bytes(buf)):
+                break  # a command still arriving
+            else:
+                buf.pop(0)
+                self.log.bad_frames += 1
+        return out, b""

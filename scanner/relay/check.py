@@ -1,0 +1,82 @@
+"""``relay off`` and ``relay test``: the relay on its own, for installers and ``ExecStopPost=``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+
+from scanner.config import RelayConfig
+from scanner.relay import Relay, RelayState, SerialRelay, build_relay
+
+LOCK_TEXT = {
+    "fail-safe": "fail-safe: the door unlocks when power is lost (maglock)",
+    "fail-secure": "fail-secure: the door stays locked when power is lost (strike)",
+}
+
+
+def _transcript(relay: Relay) -> list[str]:
+    if not isinstance(relay, SerialRelay):
+        return ["(no board: relay type none)"]
+    lines = []
+    for direction, data in relay.transcript:
+        printable = data.decode("ascii", errors="replace").encode("unicode_escape").decode()
+        arrow = "sent    " if direction == "tx" else "received"
+        lines.append(f"{arrow} {data.hex(' ').upper():<24} {printable}")
+    return lines or ["nothing was sent"]
+
+
+def relay_off(config: RelayConfig, say: Callable[[str], None]) -> int:
+    """Send OFF synchronously; 0 when the board took it."""
+    relay = build_relay(config)
+    relay.off_now()
+    ok = relay.state is RelayState.OFF
+    for line in _transcript(relay):
+        say(line)
+    release = getattr(relay, "_release", None)
+    if release is not None:
+        release()
+    say(f"relay {relay.description}: {'OFF' if ok else 'FAILED to switch OFF'}")
+    return 0 if ok else 1
+
+
+async def relay_test(
+    config: RelayConfig, say: Callable[[str], None], pulse_ms: int | None = None
+) -> int:
+    """One pulse: OFF, ON for ``pulse_ms``, OFF; says what went over the wire.
+
+    SIGTERM or SIGINT during the pulse ends it with the contact OFF.
+    """
+    relay = build_relay(config)
+    length = pulse_ms if pulse_ms is not None else config.pulse_ms
+    say(f"relay: {relay.description}, pulse {length} ms")
+    say(f"lock: {LOCK_TEXT[config.lock]}")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await relay.start()
+        if relay.state is RelayState.FAULT:
+            say(f"FAILED to open or switch OFF: {relay.fault}")
+            return 1
+        if not await relay.pulse(length):
+            say(f"FAILED to switch ON: {relay.fault}")
+            return 1
+        say("ON")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=length / 1000 + 0.2)
+        if stop.is_set():
+            say("interrupted: switching OFF")
+    finally:
+        await relay.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    for line in _transcript(relay):
+        say(line)
+    ok = relay.state is RelayState.OFF
+    say("OFF" if ok else f"FAILED to switch OFF: {relay.fault}")
+    return 0 if ok else 1
