@@ -103,14 +103,29 @@ class CameraSourceConfig:
     name: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class EvdevSourceConfig:
+    type: Literal["evdev"]
+    device: str
+    """``/dev/input/by-id/...-event-kbd``, or part of the device's name."""
+    grab: bool = True
+    """Take the device for ourselves, so scans never reach the console."""
+    name: str | None = None
+
+
 SourceConfig = (
-    SerialSourceConfig | KeyboardSourceConfig | SimulatedSourceConfig | CameraSourceConfig
+    SerialSourceConfig
+    | KeyboardSourceConfig
+    | SimulatedSourceConfig
+    | CameraSourceConfig
+    | EvdevSourceConfig
 )
 _SOURCE_TYPES: Mapping[str, type[Any]] = {
     "serial": SerialSourceConfig,
     "keyboard": KeyboardSourceConfig,
     "simulated": SimulatedSourceConfig,
     "camera": CameraSourceConfig,
+    "evdev": EvdevSourceConfig,
 }
 
 

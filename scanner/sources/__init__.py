@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scanner.config import (
     CameraSourceConfig,
+    EvdevSourceConfig,
     KeyboardSourceConfig,
     SerialSourceConfig,
     SourceConfig,
@@ -28,6 +29,10 @@ def build_source(config: SourceConfig, *, headless: bool = False) -> Source:
         from scanner.sources.camera import CameraSource
 
         return CameraSource(config)
+    if isinstance(config, EvdevSourceConfig):
+        from scanner.sources.evdev_source import EvdevSource
+
+        return EvdevSource(config.device, grab=config.grab, name=config.name)
     if isinstance(config, KeyboardSourceConfig):
         return KeyboardSource(
             config.name or "keyboard", stdin=stdin_if_piped() if headless else None

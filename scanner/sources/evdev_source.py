@@ -1,0 +1,126 @@
+"""A HID keyboard-wedge scanner read directly with evdev, for unattended kiosks.
+
+The device is grabbed, so scans never reach the console or a login prompt.
+It is found by path (``/dev/input/by-id/...-event-kbd``) or by name; when it
+is unplugged the source goes DEGRADED and picks it up again when it returns.
+Needs the optional ``evdev`` extra and the service user in the ``input`` group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from scanner.models import RawScan
+from scanner.sources.base import Emit, Source, SourceState
+from scanner.sources.evdev_keys import KeyDecoder
+
+_log = logging.getLogger(__name__)
+
+_RETRY_S = (0.2, 0.5, 1.0)
+
+
+def _evdev() -> Any:
+    try:
+        import evdev
+    except ImportError as err:  # reported as the source's state, never a crash
+        raise OSError(
+            "python-evdev is not installed (pip install 'passqr-scanner[evdev]')"
+        ) from err
+    return evdev
+
+
+def find_device(evdev: Any, wanted: str) -> Any:
+    """Open the device at a path, or the first whose name contains ``wanted``.
+
+    Raises:
+        OSError: nothing matches, or it cannot be opened.
+    """
+    if wanted.startswith("/"):
+        return evdev.InputDevice(wanted)
+    for path in evdev.list_devices():
+        device = evdev.InputDevice(path)
+        if wanted.lower() in (device.name or "").lower():
+            return device
+        device.close()
+    raise OSError(f"no input device named like {wanted!r}")
+
+
+class EvdevSource(Source):
+    kind = "evdev"
+
+    def __init__(
+        self, device: str, *, grab: bool = True, name: str | None = None, evdev_module: Any = None
+    ) -> None:
+        super().__init__(name or f"evdev:{device}")
+        self.device = device
+        self.grab = grab
+        self._evdev = evdev_module
+        self._stop = threading.Event()
+
+    async def run(self, emit: Emit) -> None:
+        loop = asyncio.get_running_loop()
+
+        def deliver(text: str) -> None:
+            self.count += 1
+            loop.call_soon_threadsafe(
+                emit, RawScan(source=self.name, text=text, at=time.monotonic())
+            )
+
+        self._stop.clear()
+        thread = threading.Thread(target=self._loop, args=(deliver,), name=self.name, daemon=True)
+        thread.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(thread.join, 2.0)
+            self.state = SourceState.STOPPED
+
+    def _set(self, state: SourceState, detail: str = "") -> None:
+        if state is not self.state or detail != self.detail:
+            _log.info("source %s: %s %s", self.name, state.value, detail)
+        self.state, self.detail = state, detail
+
+    def _loop(self, deliver: Callable[[str], None]) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                evdev = self._evdev or _evdev()
+                device = find_device(evdev, self.device)
+            except OSError as err:
+                self._set(SourceState.DEGRADED, f"cannot open: {err}")
+                self._stop.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                attempt += 1
+                continue
+            attempt = 0
+            try:
+                if self.grab:
+                    device.grab()
+                self._set(SourceState.READY, device.name or "")
+                self._read(device, deliver)
+            except OSError as err:
+                self._set(SourceState.DEGRADED, f"disconnected: {err}")
+            finally:
+                try:
+                    if self.grab:
+                        device.ungrab()
+                except OSError:
+                    pass
+                device.close()
+
+    def _read(self, device: Any, deliver: Callable[[str], None]) -> None:
+        decoder = KeyDecoder()
+        while not self._stop.is_set():
+            ready, _, _ = select.select([device.fd], [], [], 0.1)
+            if not ready:
+                continue
+            for event in device.read():
+                text = decoder.feed(event.type, event.code, event.value)
+                if text:
+                    deliver(text)
