@@ -1,0 +1,493 @@
+"""The Starlette application: routes, authentication, envelopes and errors.
+
+Order of checks for a request: rate limit (middleware, before anything else),
+route and method (404/405), authentication (401/403), query string, path
+parameters, headers and body (400/413), then the store (404/409/422). Every
+answer, including Starlette's own 404/405 and unexpected failures, is JSON:
+`{"data": ...}` on success and `{"error", "message"}` otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scanner.server import openapi
+from scanner.server.auth import ApiKey, KeyCache, hash_key, key_from_header
+from scanner.server.database import Database
+from scanner.server.errors import (
+    ERROR_TYPES,
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    UnknownTemplateError,
+    bad_request,
+)
+from scanner.server.ratelimit import RateLimitMiddleware, RateLimits
+from scanner.server.store import IdempotencyMismatchError, IdempotencyScope, Operation, Store, dumps
+from scanner.server.validation import (
+    MAX_BODY_BYTES,
+    MAX_CODE_LENGTH,
+    SETTABLE_STATUSES,
+    canonical_json,
+    color_field,
+    email_field,
+    idempotency_key,
+    list_of_objects_field,
+    max_uses_field,
+    normalise_code,
+    object_field,
+    page_params,
+    parse_object,
+    parse_query,
+    status_param,
+    string_field,
+    timestamp_field,
+    url_field,
+    uuid_value,
+)
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+JSON = "application/json"
+_WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="passqr"'}
+
+_PASS_CREATE_FIELDS = (
+    "template_id",
+    "holder_name",
+    "holder_email",
+    "max_uses",
+    "expires_at",
+    "data",
+)
+_PASS_PATCH_FIELDS = ("holder_name", "holder_email", "data", "status")
+_TEMPLATE_FIELDS = ("name", "type", "description", "color", "logo_url", "fields", "settings")
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(payload), status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response(
+        status, {"error": ERROR_TYPES.get(status, "Error"), "message": message}, headers
+    )
+
+
+def _fingerprint(method: str, path: str, body: str | bytes) -> str:
+    digest = hashlib.sha256(f"{method} {path}\n".encode())
+    digest.update(body.encode("utf-8") if isinstance(body, str) else body)
+    return digest.hexdigest()
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refusing (413) anything over `MAX_BODY_BYTES` without buffering it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ErrorGuard:
+    """Outermost middleware: any unexpected exception becomes a logged, generic 500.
+
+    Starlette's own `ServerErrorMiddleware` would re-raise after answering
+    (a second traceback in the server log); this one answers once and stops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            logger.debug("Client went away during %s %s", scope["method"], scope["path"])
+        except Exception:
+            logger.exception("Unexpected error answering %s %s", scope["method"], scope["path"])
+            if not started:
+                response = error_response(500, "The server failed to answer; see its log")
+                await response(scope, receive, send)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) in the API's error shape."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        message = f"No such endpoint: {request.scope['path']}"
+    elif exc.status_code == 405:
+        allowed = sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip())
+        headers["Allow"] = ", ".join(allowed)
+        message = f"Method {request.method} is not allowed here; allowed: {headers['Allow']}"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, message, headers)
+
+
+class PassQRService:
+    """The endpoints; holds the database (opened by the lifespan) and the key cache."""
+
+    def __init__(self, db_path: Path, *, auth_cache_ttl: float) -> None:
+        self.db_path = db_path
+        self._db: Database | None = None
+        self._keys = KeyCache(auth_cache_ttl)
+        self._openapi = dumps(openapi.DOCUMENT)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:  # pragma: no cover - only before lifespan startup
+            raise RuntimeError("the database is not open (lifespan not started)")
+        return self._db
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._db = await Database.open(self.db_path)
+        logger.info("Database %s open", self.db_path)
+        try:
+            yield
+        finally:
+            db, self._db = self._db, None
+            await db.close()
+            logger.info("Database %s closed", self.db_path)
+
+    def routes(self) -> list[Route]:
+        routes = [
+            Route(f"{PREFIX}/openapi.json", self.openapi_document, methods=["GET"]),
+            Route(f"{PREFIX}/passes", self.passes, methods=["GET", "POST"]),
+            Route(
+                f"{PREFIX}/passes/{{pass_id}}", self.pass_item, methods=["GET", "PATCH", "DELETE"]
+            ),
+            Route(f"{PREFIX}/templates", self.templates, methods=["GET", "POST"]),
+            Route(
+                f"{PREFIX}/templates/{{template_id}}",
+                self.template_item,
+                methods=["GET", "PATCH", "DELETE"],
+            ),
+            Route(f"{PREFIX}/validate", self.validate, methods=["POST"]),
+        ]
+        for route in routes:
+            # Starlette adds HEAD to every GET route; the API does not offer it (405).
+            assert route.methods is not None
+            route.methods.discard("HEAD")
+        return routes
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def authenticate(self, request: Request) -> ApiKey:
+        key = key_from_header(request.headers.get("authorization"))
+        if key is None:
+            raise ApiError(
+                401,
+                "Missing or malformed Authorization header; expected 'Bearer pqr_live_...'",
+                headers=_WWW_AUTHENTICATE,
+            )
+        key_hash = hash_key(key)
+        api_key = self._keys.get(key_hash)
+        if api_key is None:
+            api_key = await self.db.call(self.db.store.find_key, key_hash)
+            if api_key is None:
+                raise ApiError(401, "Invalid API key", headers=_WWW_AUTHENTICATE)
+            self._keys.put(key_hash, api_key)
+        if not api_key.has_api_access:
+            raise ApiError(
+                403, f"The {api_key.plan} plan has no API access; upgrade to starter or pro"
+            )
+        return api_key
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Response:
+        try:
+            payload = await self.db.call(fn, *args)
+        except StoreError as err:
+            raise _translate(err) from err
+        return json_response(200, payload)
+
+    async def _write(self, operation: Operation, scope: IdempotencyScope | None = None) -> Response:
+        try:
+            answer = await self.db.execute(operation, scope)
+        except StoreError as err:
+            raise _translate(err) from err
+        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+        return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
+
+    async def _post(
+        self,
+        request: Request,
+        api_key: ApiKey,
+        allowed: Iterable[str],
+        build: Callable[[dict[str, Any]], Operation],
+    ) -> Response:
+        """A POST: strict body, then the operation under the request's Idempotency-Key."""
+        idem = idempotency_key(request.headers.get("idempotency-key"))
+        raw = await read_body(request)
+        try:
+            body = parse_object(raw, allowed)
+            operation = build(body)
+        except ApiError:
+            if idem is not None:
+                raw_scope = IdempotencyScope(
+                    api_key_id=api_key.id,
+                    key=idem,
+                    fingerprint=_fingerprint(request.method, request.scope["path"], raw),
+                )
+                if await self.db.call(self.db.store.idempotency_mismatch, raw_scope):
+                    raise _idempotency_mismatch() from None
+            raise
+        scope: IdempotencyScope | None = None
+        if idem is not None:
+            scope = IdempotencyScope(
+                api_key_id=api_key.id,
+                key=idem,
+                fingerprint=_fingerprint(
+                    request.method, request.scope["path"], canonical_json(body)
+                ),
+            )
+        return await self._write(operation, scope)
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def openapi_document(self, request: Request) -> Response:
+        parse_query(request.scope["query_string"], ())
+        return Response(self._openapi, media_type=JSON)
+
+    async def passes(self, request: Request) -> Response:
+        api_key = await self.authenticate(request)
+        if request.method == "GET":
+            params = parse_query(
+                request.scope["query_string"], ("page", "limit", "template_id", "status")
+            )
+            page = page_params(params)
+            template_id = (
+                uuid_value(params["template_id"], "template_id")
+                if "template_id" in params
+                else None
+            )
+            status = status_param(params)
+            store = self.db.store
+            return await self._read(
+                lambda: store.list_passes(page, template_id=template_id, status=status)
+            )
+        parse_query(request.scope["query_string"], ())
+        return await self._post(request, api_key, _PASS_CREATE_FIELDS, _build_pass_create)
+
+    async def pass_item(self, request: Request) -> Response:
+        await self.authenticate(request)
+        parse_query(request.scope["query_string"], ())
+        pass_id = uuid_value(request.path_params["pass_id"], "pass id")
+        if request.method == "GET":
+            store = self.db.store
+            return await self._read(lambda: {"data": store.get_pass(pass_id)})
+        if request.method == "DELETE":
+            return await self._write(lambda store: (200, store.revoke_pass(pass_id)))
+        body = parse_object(await read_body(request), _PASS_PATCH_FIELDS)
+        changes = _pass_changes(body)
+        return await self._write(lambda store: (200, {"data": store.update_pass(pass_id, changes)}))
+
+    async def templates(self, request: Request) -> Response:
+        api_key = await self.authenticate(request)
+        if request.method == "GET":
+            page = page_params(parse_query(request.scope["query_string"], ("page", "limit")))
+            return await self._read(self.db.store.list_templates, page)
+        parse_query(request.scope["query_string"], ())
+        return await self._post(request, api_key, _TEMPLATE_FIELDS, _build_template_create)
+
+    async def template_item(self, request: Request) -> Response:
+        await self.authenticate(request)
+        parse_query(request.scope["query_string"], ())
+        template_id = uuid_value(request.path_params["template_id"], "template id")
+        if request.method == "GET":
+            store = self.db.store
+            return await self._read(lambda: {"data": store.get_template(template_id)})
+        if request.method == "DELETE":
+            return await self._write(
+                lambda store: (
+                    200,
+                    {"data": store.delete_template(template_id), "message": "Template deleted"},
+                )
+            )
+        body = parse_object(await read_body(request), _TEMPLATE_FIELDS)
+        changes = _template_changes(body)
+        return await self._write(
+            lambda store: (200, {"data": store.update_template(template_id, changes)})
+        )
+
+    async def validate(self, request: Request) -> Response:
+        api_key = await self.authenticate(request)
+        parse_query(request.scope["query_string"], ())
+        key_id = api_key.id
+
+        def build(body: dict[str, Any]) -> Operation:
+            given = body.get("code")
+            if not isinstance(given, str):
+                raise bad_request("code is required and must be a string")
+            given = given.strip()
+            if not 1 <= len(given) <= MAX_CODE_LENGTH:
+                raise bad_request(f"code must be 1 to {MAX_CODE_LENGTH} characters long")
+            code = normalise_code(given)
+            return lambda store: (200, store.validate(code, given, key_id))
+
+        return await self._post(request, api_key, ("code",), build)
+
+
+def _translate(err: StoreError) -> ApiError:
+    if isinstance(err, NotFoundError):
+        return ApiError(404, str(err))
+    if isinstance(err, ConflictError):
+        return ApiError(409, str(err))
+    if isinstance(err, UnknownTemplateError):
+        return ApiError(400, str(err))
+    if isinstance(err, IdempotencyMismatchError):
+        return _idempotency_mismatch()
+    raise err
+
+
+def _idempotency_mismatch() -> ApiError:
+    return ApiError(
+        422, "This Idempotency-Key was already used for a different request; use a new key"
+    )
+
+
+def _build_pass_create(body: dict[str, Any]) -> Operation:
+    if "template_id" not in body:
+        raise bad_request("template_id is required")
+    template_id = uuid_value(body["template_id"], "template_id")
+    holder_name = string_field(body, "holder_name", max_length=200, default=None)
+    holder_email = email_field(body, "holder_email")
+    max_uses = max_uses_field(body)
+    expires_at = timestamp_field(body, "expires_at")
+    data = object_field(body, "data")
+
+    def create(store: Store) -> tuple[int, Any]:
+        created = store.create_pass(
+            template_id=template_id,
+            holder_name=holder_name,
+            holder_email=holder_email,
+            max_uses=max_uses,
+            expires_at=expires_at,
+            data=data,
+        )
+        return 201, {"data": created}
+
+    return create
+
+
+def _pass_changes(body: dict[str, Any]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if "holder_name" in body:
+        changes["holder_name"] = string_field(body, "holder_name", max_length=200)
+    if "holder_email" in body:
+        changes["holder_email"] = email_field(body, "holder_email")
+    if "data" in body:
+        changes["data"] = object_field(body, "data")
+    if "status" in body:
+        status = body["status"]
+        if status == "expired":
+            raise bad_request("status 'expired' follows from expires_at and cannot be set")
+        if not isinstance(status, str) or status not in SETTABLE_STATUSES:
+            raise bad_request(f"status must be one of {', '.join(SETTABLE_STATUSES)}")
+        changes["status"] = status
+    return changes
+
+
+def _template_values(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if creating or "name" in body:
+        values["name"] = string_field(body, "name", max_length=200, nullable=False, required=True)
+    if creating or "type" in body:
+        values["type"] = string_field(
+            body, "type", max_length=50, nullable=False, default="generic"
+        )
+    if creating or "description" in body:
+        values["description"] = string_field(body, "description", max_length=2000, default=None)
+    if creating or "color" in body:
+        values["color"] = color_field(body, "color", default="#1f6feb")
+    if creating or "logo_url" in body:
+        values["logo_url"] = url_field(body, "logo_url")
+    if creating or "fields" in body:
+        values["fields"] = list_of_objects_field(body, "fields", max_items=100)
+    if creating or "settings" in body:
+        values["settings"] = object_field(body, "settings")
+    return values
+
+
+def _build_template_create(body: dict[str, Any]) -> Operation:
+    values = _template_values(body, creating=True)
+    return lambda store: (201, {"data": store.create_template(values)})
+
+
+def _template_changes(body: dict[str, Any]) -> dict[str, Any]:
+    return _template_values(body, creating=False)
+
+
+def create_app(
+    db_path: Path,
+    *,
+    rate_limit: bool = True,
+    limits: RateLimits | None = None,
+    auth_cache_ttl: float = 5.0,
+) -> Starlette:
+    """Build the PassQR API as a Starlette application.
+
+    The database is opened (and created) by the application's lifespan, on
+    a dedicated thread, and closed on shutdown.
+
+    Args:
+        db_path: the SQLite file; it and its parent directory are created if missing.
+        rate_limit: apply per-IP rate limits (off for tests and benchmarks).
+        limits: the limits and window; PassQR's documented ones by default.
+        auth_cache_ttl: seconds a successful key lookup is cached.
+    """
+    service = PassQRService(db_path, auth_cache_ttl=auth_cache_ttl)
+    middleware = [Middleware(ErrorGuard)]
+    if rate_limit:
+        middleware.append(Middleware(RateLimitMiddleware, limits=limits or RateLimits()))
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        ApiError: _api_error,
+        HTTPException: _http_error,
+    }
+    app = Starlette(
+        routes=service.routes(),
+        middleware=middleware,
+        exception_handlers=handlers,
+        lifespan=service.lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.service = service
+    return app

@@ -1,0 +1,76 @@
+"""The server's exception tree.
+
+Everything the HTTP layer turns into an error answer derives from `ApiError`;
+the store raises its own `StoreError` family, translated once in `app`.
+
+    Exception
+    +-- ApiError            an answer {"error", "message"} with a status
+    +-- ListenError         the server cannot listen on its address (a clear one-liner)
+    +-- StoreError          the database layer
+        +-- StoreOpenError  the database cannot be opened or written (a clear one-liner)
+        +-- NotFoundError   the addressed row does not exist
+        +-- ConflictError   the change contradicts the stored state
+        +-- UnknownTemplateError  a pass names a template that does not exist
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: The `error` field for each status the server answers with.
+ERROR_TYPES: dict[int, str] = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+class ApiError(Exception):
+    """An error answer: `{"error": <type for status>, "message": message}`."""
+
+    def __init__(
+        self, status: int, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def error(self) -> str:
+        return ERROR_TYPES.get(self.status, "Error")
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+class ListenError(Exception):
+    """The address cannot be listened on (in use, not local); the message is one line."""
+
+
+class StoreError(Exception):
+    """Base of the database layer's errors."""
+
+
+class StoreOpenError(StoreError):
+    """The database file cannot be created, opened or written; the message is one line."""
+
+
+class NotFoundError(StoreError):
+    """The addressed pass or template does not exist."""
+
+
+class ConflictError(StoreError):
+    """The requested change contradicts the stored state (e.g. a template still in use)."""
+
+
+class UnknownTemplateError(StoreError):
+    """A pass was created for a template id that does not exist."""

@@ -1,0 +1,368 @@
+"""Strict parsing of request bodies, query strings and path parameters.
+
+The server is the reference the client is tested against, so it rejects
+rather than guesses: unknown fields, wrong types (a bool is not an int),
+non-finite numbers, lone surrogates and duplicate keys are all a 400.
+Every function here is pure and runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from scanner.server.errors import bad_request
+
+#: Largest request body accepted, in bytes (413 beyond).
+MAX_BODY_BYTES = 64 * 1024
+#: Deepest nesting of arrays and objects accepted in a body (the body itself is level 1).
+MAX_JSON_DEPTH = 32
+#: Largest `page` accepted by list endpoints.
+MAX_PAGE = 1_000_000
+#: Largest `max_uses` accepted.
+MAX_USES_LIMIT = 1_000_000_000
+#: Longest `code` accepted by /validate.
+MAX_CODE_LENGTH = 256
+
+PASS_STATUSES = ("active", "used", "expired", "revoked")
+#: Statuses a PATCH may set; `expired` is derived from `expires_at`.
+SETTABLE_STATUSES = ("active", "used", "revoked")
+
+CODE_RE = re.compile(r"PASS-[A-Z0-9]{8}")
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
+_COLOR_RE = re.compile(COLOR_PATTERN)
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_UINT_RE = re.compile(r"[0-9]{1,9}")
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID_RE = re.compile(UUID_PATTERN[1:-1])
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+# -- time --------------------------------------------------------------------------------
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC with a `Z`, whole seconds: lexicographic order is time order."""
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+def parse_timestamp(value: str, field: str) -> str:
+    """Parse an ISO 8601 timestamp with an offset into the canonical UTC form.
+
+    Fractions of a second are dropped. A timestamp without an offset is
+    ambiguous and rejected rather than read as local or UTC time.
+    """
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_request(f"{field} must be an ISO 8601 timestamp") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise bad_request(f"{field} must include a UTC offset, e.g. 2030-01-31T23:59:59Z")
+    try:
+        utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise bad_request(f"{field} is out of range") from None
+    if not 1970 <= utc.year <= 9999:
+        raise bad_request(f"{field} is out of range (years 1970 to 9999)")
+    return format_timestamp(utc)
+
+
+# -- JSON bodies -------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key in object")
+    return result
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a request body; any defect is a 400 with a short reason."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("Malformed JSON body: not UTF-8") from None
+    if not text.strip():
+        raise bad_request("Request body must be a JSON object")
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_no_duplicates,
+        )
+    except RecursionError:
+        raise bad_request("Malformed JSON body: nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError, or a number too large or not finite
+        raise bad_request(f"Malformed JSON body: {_short(err)}") from None
+    if _too_deep(value):
+        raise bad_request(f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+    if b"\\u" in raw:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_request("Malformed JSON body: lone surrogate in a string") from None
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether containers nest deeper than MAX_JSON_DEPTH (checked without recursion).
+
+    Deep documents would parse, then fail to serialise in an answer (a 500).
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _short(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:200]
+
+
+def parse_object(raw: bytes, allowed: Iterable[str]) -> dict[str, Any]:
+    """Decode a body that must be a JSON object with only `allowed` keys."""
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise bad_request("Request body must be a JSON object")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        shown = ", ".join(repr(name)[:60] for name in unknown[:5])
+        raise bad_request(f"Unknown field(s): {shown}")
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value whatever its spacing or key order (for fingerprints)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- fields ------------------------------------------------------------------------------
+
+
+_MISSING: Any = object()
+
+
+def string_field(
+    body: Mapping[str, Any],
+    name: str,
+    *,
+    max_length: int,
+    nullable: bool = True,
+    required: bool = False,
+    default: Any = _MISSING,
+) -> Any:
+    """A string of 1..max_length characters (or null when `nullable`).
+
+    Returns `default` (or raises when `required`) if the field is absent;
+    callers doing a PATCH pass no default and check `name in body` first.
+    """
+    if name not in body:
+        if required:
+            raise bad_request(f"{name} is required")
+        return default
+    value = body[name]
+    if value is None:
+        if nullable:
+            return None
+        raise bad_request(f"{name} must be a string, not null")
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string")
+    if not 1 <= len(value) <= max_length:
+        raise bad_request(f"{name} must be 1 to {max_length} characters long")
+    return value
+
+
+def email_field(body: Mapping[str, Any], name: str) -> str | None:
+    value: str | None = string_field(body, name, max_length=254, default=None)
+    if value is not None and not _EMAIL_RE.match(value):
+        raise bad_request(f"{name} must be an e-mail address")
+    return value
+
+
+def color_field(body: Mapping[str, Any], name: str, default: str | None) -> str | None:
+    value: str | None = string_field(body, name, max_length=7, default=default)
+    if value is not None and not _COLOR_RE.match(value):
+        raise bad_request(f"{name} must be a hex colour like #1f6feb")
+    return value
+
+
+def url_field(body: Mapping[str, Any], name: str) -> str | None:
+    value: str | None = string_field(body, name, max_length=2048, default=None)
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise bad_request(f"{name} must be an http(s) URL") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+    ):
+        raise bad_request(f"{name} must be an http(s) URL")
+    return value
+
+
+def object_field(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name, {})
+    if not isinstance(value, dict):
+        raise bad_request(f"{name} must be a JSON object")
+    return value
+
+
+def list_of_objects_field(body: Mapping[str, Any], name: str, max_items: int) -> list[Any]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise bad_request(f"{name} must be a list of JSON objects")
+    if len(value) > max_items:
+        raise bad_request(f"{name} must have at most {max_items} items")
+    return value
+
+
+def max_uses_field(body: Mapping[str, Any], name: str = "max_uses") -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{name} must be an integer >= 1 or null")
+    if not 1 <= value <= MAX_USES_LIMIT:
+        raise bad_request(f"{name} must be between 1 and {MAX_USES_LIMIT}, or null")
+    return value
+
+
+def timestamp_field(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise bad_request(f"{name} must be an ISO 8601 timestamp or null")
+    return parse_timestamp(value, name)
+
+
+def uuid_value(value: Any, name: str) -> str:
+    """A uuid in its canonical lowercase form; upper-case hex is accepted, other spellings not."""
+    if not isinstance(value, str) or len(value) != 36 or not _UUID_RE.fullmatch(value.lower()):
+        raise bad_request(f"{name} must be a UUID like 123e4567-e89b-42d3-a456-426614174000")
+    return value.lower()
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY_RE.match(value):
+        raise bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+    return value
+
+
+def normalise_code(value: str) -> str | None:
+    """The code as stored (trimmed, ASCII upper case), or None when it cannot exist."""
+    code = value.strip()
+    if not code.isascii():
+        return None
+    code = code.upper()
+    return code if CODE_RE.fullmatch(code) else None
+
+
+# -- query strings -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    page: int
+    limit: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+
+def parse_query(query_string: bytes, allowed: Iterable[str]) -> dict[str, str]:
+    """Decode a query string; unknown or repeated parameters are a 400."""
+    if not query_string:
+        return {}
+    try:
+        text = query_string.decode("ascii")
+    except UnicodeDecodeError:
+        raise bad_request("Query string must be ASCII (percent-encode the rest)") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("Malformed query string") from None
+    allowed_set = set(allowed)
+    result: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed_set:
+            if not allowed_set:
+                raise bad_request("This endpoint takes no query parameters")
+            raise bad_request(
+                f"Unknown query parameter {name[:40]!r}; allowed: {', '.join(sorted(allowed_set))}"
+            )
+        if name in result:
+            raise bad_request(f"Query parameter {name!r} given more than once")
+        result[name] = value
+    return result
+
+
+def _uint(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not _UINT_RE.fullmatch(raw):
+        raise bad_request(f"{name} must be an integer between {low} and {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise bad_request(f"{name} must be an integer between {low} and {high}")
+    return value
+
+
+def page_params(params: Mapping[str, str]) -> Page:
+    return Page(
+        page=_uint(params, "page", 1, 1, MAX_PAGE),
+        limit=_uint(params, "limit", 20, 1, 100),
+    )
+
+
+def status_param(params: Mapping[str, str]) -> str | None:
+    raw = params.get("status")
+    if raw is None:
+        return None
+    if raw not in PASS_STATUSES:
+        raise bad_request(f"status must be one of {', '.join(PASS_STATUSES)}")
+    return raw
