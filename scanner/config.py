@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 from scanner.errors import ConfigError
 
 OfflinePolicy = Literal["deny", "allow-known", "allow-all"]
-SUPPORTED_OFFLINE_POLICIES = ("deny",)
 
 _log = logging.getLogger(__name__)
 
@@ -44,6 +43,13 @@ class ApiConfig:
     """Allow plain ``http://`` to a host that is not loopback (a venue's own LAN server)."""
     ca_file: Path | None = None
     """Extra CA bundle for a server with a private certificate."""
+    validate_per_min: int = 60
+    """The client's own budget for ``POST /validate`` (the spec's limit per IP)."""
+    read_per_min: int = 120
+    write_per_min: int = 60
+    live_wait_s: float = 2.0
+    """How long a live scan may wait for budget (or a short Retry-After) before the
+    offline policy decides."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +64,10 @@ class GateConfig:
 @dataclass(frozen=True, kw_only=True)
 class OfflineConfig:
     policy: OfflinePolicy = "deny"
+    """deny: no server, no entry. allow-known: decide from a local copy of the passes.
+    allow-all: admit everyone (emergencies), loudly marked."""
+    sync_interval_s: float = 300.0
+    """allow-known: how often the local copy of the passes is refreshed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,11 +295,13 @@ def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
 
 
 def _check(config: Config, file: Path | None) -> None:
-    if config.offline.policy not in SUPPORTED_OFFLINE_POLICIES:
-        raise ConfigError(
-            f"{_where(file, 'offline.policy')}: {config.offline.policy!r} is not available yet "
-            "in this release; use 'deny'"
-        )
+    if config.offline.sync_interval_s < 10:
+        raise ConfigError(f"{_where(file, 'offline.sync_interval_s')}: at least 10 seconds")
+    for key in ("validate_per_min", "read_per_min", "write_per_min"):
+        if getattr(config.api, key) < 1:
+            raise ConfigError(f"{_where(file, 'api.' + key)}: must be at least 1")
+    if config.api.live_wait_s < 0:
+        raise ConfigError(f"{_where(file, 'api.live_wait_s')}: must not be negative")
     if config.relay.type != "none" and not config.relay.port:
         raise ConfigError(
             f"{_where(file, 'relay.port')}: required for relay type {config.relay.type!r}"

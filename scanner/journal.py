@@ -41,11 +41,36 @@ CREATE TABLE IF NOT EXISTS scans (
     holder        TEXT,
     latency_ms    REAL,
     offline       INTEGER NOT NULL DEFAULT 0,
-    decided_ts    TEXT
+    decided_ts    TEXT,
+    replay_state  TEXT,                   -- offline admissions: pending | done | conflict
+    replay_result TEXT,                   -- what the server said on replay
+    replay_ts     TEXT,
+    replay_tries  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS scans_ts ON scans (ts);
 CREATE INDEX IF NOT EXISTS scans_code ON scans (code);
+CREATE INDEX IF NOT EXISTS scans_replay ON scans (replay_state) WHERE replay_state IS NOT NULL;
+CREATE TABLE IF NOT EXISTS pass_cache (   -- the offline copy of the passes (allow-known)
+    code          TEXT PRIMARY KEY,
+    id            TEXT,
+    status        TEXT,
+    uses_count    INTEGER,
+    max_uses      INTEGER,
+    expires_at    TEXT,
+    holder_name   TEXT,
+    holder_email  TEXT,
+    template_id   TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+
+#: Columns added after the first release, added in place to older journals.
+_LATER_COLUMNS = {
+    "replay_state": "TEXT",
+    "replay_result": "TEXT",
+    "replay_ts": "TEXT",
+    "replay_tries": "INTEGER NOT NULL DEFAULT 0",
+}
 
 EXPORT_COLUMNS = (
     "ts",
@@ -63,6 +88,22 @@ EXPORT_COLUMNS = (
     "offline",
     "scan_id",
     "decided_ts",
+    "replay_state",
+    "replay_result",
+    "replay_ts",
+)
+
+#: The pass fields the offline copy keeps.
+CACHE_FIELDS = (
+    "code",
+    "id",
+    "status",
+    "uses_count",
+    "max_uses",
+    "expires_at",
+    "holder_name",
+    "holder_email",
+    "template_id",
 )
 
 
@@ -107,7 +148,20 @@ class Journal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA.split("CREATE INDEX IF NOT EXISTS scans_replay")[0])
+            have = {row[1] for row in conn.execute("PRAGMA table_info(scans)")}
+            for column, decl in _LATER_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE scans ADD COLUMN {column} {decl}")
             conn.executescript(_SCHEMA)
+            # A scan with no decision was cut short (kill -9, power cut): nothing was
+            # admitted for it, and it must not stay undecided for ever.
+            conn.execute(
+                "UPDATE scans SET decision = 'rejected', reason = 'error', "
+                "message = 'Interrupted', detail = 'the kiosk stopped before a decision', "
+                "decided_ts = ? WHERE decision IS NULL",
+                (_iso(datetime.now(UTC)),),
+            )
         except sqlite3.Error as err:
             conn.close()
             raise ConfigError(f"journal.path {self.path}: cannot use the journal ({err})") from err
@@ -166,7 +220,8 @@ class Journal:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE scans SET decision = ?, reason = ?, message = ?, detail = ?, holder = ?, "
-                "latency_ms = ?, offline = ?, decided_ts = ? WHERE scan_id = ?",
+                "latency_ms = ?, offline = ?, decided_ts = ?, replay_state = ? "
+                "WHERE scan_id = ?",
                 (
                     "accepted" if decision.accepted else "rejected",
                     decision.reason.value,
@@ -176,11 +231,112 @@ class Journal:
                     round(decision.latency_ms, 3),
                     int(decision.offline),
                     _iso(decided_ts),
+                    "pending" if decision.accepted and decision.offline else None,
                     decision.scan.id,
                 ),
             )
 
         await self._run(write)
+
+    # -- offline admissions and their replay ---------------------------------------------
+
+    async def pending_replays(self, limit: int = 20) -> list[tuple[str, str]]:
+        """(scan_id, code) of offline admissions the server has not heard of, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT scan_id, code FROM scans WHERE replay_state = 'pending' "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [(str(a), str(b)) for a, b in rows]
+
+        return await self._run(read)
+
+    async def finish_replay(self, scan_id: str, state: str, result: str) -> None:
+        """Record what the server said about a replayed admission (done or conflict)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE scans SET replay_state = ?, replay_result = ?, replay_ts = ?, "
+                "replay_tries = replay_tries + 1 WHERE scan_id = ?",
+                (state, result, _iso(datetime.now(UTC)), scan_id),
+            )
+
+        await self._run(write)
+
+    async def replay_counts(self) -> dict[str, int]:
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT replay_state, COUNT(*) FROM scans WHERE replay_state IS NOT NULL "
+                "GROUP BY replay_state"
+            ).fetchall()
+            counts = {"pending": 0, "done": 0, "conflict": 0}
+            counts.update({str(k): int(v) for k, v in rows})
+            return counts
+
+        return await self._run(read)
+
+    async def unconfirmed_offline_admissions(self, code: str) -> int:
+        """Offline admissions of a code the server has not confirmed yet."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM scans WHERE code = ? AND decision = 'accepted' "
+                "AND offline = 1 AND replay_state = 'pending'",
+                (code,),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(read)
+
+    async def replace_cache(self, passes: list[dict[str, Any]], synced_at: datetime) -> None:
+        """Swap in a complete new offline copy of the passes, atomically."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            cols = ", ".join(CACHE_FIELDS)
+            marks = ", ".join("?" for _ in CACHE_FIELDS)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM pass_cache")
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO pass_cache ({cols}) VALUES ({marks})",
+                    [tuple(p.get(f) for f in CACHE_FIELDS) for p in passes if p.get("code")],
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync', ?)",
+                    (_iso(synced_at),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(write)
+
+    async def cached_pass(self, code: str) -> dict[str, Any] | None:
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            cols = ", ".join(CACHE_FIELDS)
+            row = conn.execute(
+                f"SELECT {cols} FROM pass_cache WHERE code = ?",
+                (code,),
+            ).fetchone()
+            return dict(zip(CACHE_FIELDS, row, strict=True)) if row else None
+
+        return await self._run(read)
+
+    async def cache_size(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT COUNT(*) FROM pass_cache").fetchone()[0])
+
+        return await self._run(read)
+
+    async def last_sync(self) -> datetime | None:
+        def read(conn: sqlite3.Connection) -> datetime | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'last_sync'").fetchone()
+            return datetime.fromisoformat(str(row[0]).replace("Z", "+00:00")) if row else None
+
+        return await self._run(read)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ into the sources or the UI.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
@@ -24,9 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from scanner.config import GateConfig
+from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
+from scanner.config import GateConfig, OfflinePolicy
 from scanner.errors import (
     APIError,
+    APITimeoutError,
     AuthenticationError,
     BadAnswerError,
     InvalidPayloadError,
@@ -47,6 +50,7 @@ from scanner.models import (
     new_scan_id,
     utcnow,
 )
+from scanner.offline import OfflineVerdict, judge_known
 from scanner.payload import normalise, printable
 from scanner.relay import Relay
 
@@ -79,6 +83,9 @@ class GateStatus:
     in_flight: int = 0
     last: Decision | None = None
     day_start: float = 0.0
+    policy: str = "deny"
+    halted: str = ""
+    """Why scanning stopped (a rejected key or plan); empty while scanning."""
 
 
 _OUTCOME_REASON = {
@@ -91,6 +98,13 @@ _OUTCOME_REASON = {
 }
 
 
+@dataclass
+class _Attempt:
+    tries: int = 0
+    timed_out: bool = False
+    rate_limited: bool = False
+
+
 class Gate:
     """Decides scans for one gate.
 
@@ -99,6 +113,10 @@ class Gate:
         validator: the PassQR client (anything with ``validate``).
         journal: an open journal.
         relay: a started relay.
+        policy: what happens when the server cannot decide (``[offline] policy``).
+        budget: the request budget shared with replays and syncs.
+        live_wait_s: how long a live scan may wait for budget before the policy decides.
+        on_offline_admission: called after an offline admission is journaled (wakes replay).
         clock: monotonic seconds; tests may pass their own.
     """
 
@@ -109,13 +127,21 @@ class Gate:
         validator: Validator,
         journal: Journal,
         relay: Relay,
+        policy: OfflinePolicy = "deny",
+        budget: Budget | None = None,
+        live_wait_s: float = 2.0,
+        on_offline_admission: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.validator = validator
         self.journal = journal
         self.relay = relay
-        self.status = GateStatus()
+        self.policy = policy
+        self.budget = budget or Budget()
+        self.live_wait_s = live_wait_s
+        self._on_offline_admission = on_offline_admission
+        self.status = GateStatus(policy=policy)
         self._clock = clock
         self._listeners: list[Callable[[Decision], None]] = []
         self._last_seen: dict[str, float] = {}
@@ -193,10 +219,11 @@ class Gate:
         )
         try:
             async with self._one_at_a_time:
-                decision = await self._decide_scan(raw, scan, error)
+                decision = await self._act(await self._decide_scan(raw, scan, error))
         except Exception as err:  # noqa: BLE001 - a bug here must not open the door or crash
             _log.exception("deciding scan %s failed", scan.id)
             decision = self._reject(scan, raw, Reason.ERROR, detail=f"internal error: {err}")
+            await self._record(decision)
         finally:
             self._in_flight.discard(key)
             self._last_seen[key] = self._clock()
@@ -207,10 +234,37 @@ class Gate:
                 listener(decision)
             except Exception:  # noqa: BLE001 - a broken listener must not stop the others
                 _log.exception("decision listener failed")
+        if decision.accepted and decision.offline and self._on_offline_admission is not None:
+            self._on_offline_admission()
+        return decision
+
+    async def _record(self, decision: Decision) -> bool:
         try:
             await self.journal.record_decision(decision, utcnow())
-        except Exception as err:  # noqa: BLE001 - journal faults are logged, the gate goes on
-            _log.error("journal: cannot record decision of scan %s: %s", scan.id, err)
+        except Exception as err:  # noqa: BLE001 - journal faults are reported, the gate goes on
+            _log.error("journal: cannot record decision of scan %s: %s", decision.scan.id, err)
+            return False
+        return True
+
+    async def _act(self, decision: Decision) -> Decision:
+        """Journal the decision, then move the relay: the journal knows before the door does."""
+        journaled = await self._record(decision)
+        if not decision.accepted:
+            return decision
+        if not journaled and decision.offline:
+            # An offline admission nobody could replay later is not made.
+            return dataclasses.replace(
+                decision,
+                accepted=False,
+                reason=Reason.ERROR,
+                message=REASON_TEXT[Reason.ERROR],
+                detail="journal write failed",
+            )
+        if not await self.relay.pulse():
+            decision = dataclasses.replace(
+                decision, detail=f"relay fault: {self.relay.fault}; {decision.detail}".strip("; ")
+            )
+            await self._record(decision)
         return decision
 
     async def _decide_scan(
@@ -225,12 +279,57 @@ class Gate:
             return self._reject(
                 scan, raw, Reason.INVALID_PAYLOAD, detail=str(error) if error else "no code"
             )
+        if self.status.halted:
+            return self._reject(
+                scan, raw, Reason.ERROR, message="Scanner out of service", detail=self.status.halted
+            )
+        attempt = _Attempt()
         try:
-            result = await self.validator.validate(scan.code, idempotency_key=scan.id)
+            result = await self._ask(scan.code, scan.id, attempt)
         except APIError as err:
-            return self._api_failure(scan, raw, err)
+            return await self._api_failure(scan, raw, err, attempt)
         self._server(ServerState.OK)
+        if attempt.timed_out and result.outcome is ValidationOutcome.USED:
+            # The try that timed out may have been the one that used the pass.
+            return self._reject(
+                scan,
+                raw,
+                Reason.USED,
+                message="Possibly admitted on the first try",
+                detail="the first try timed out; the retry says used: staff, please check",
+                holder=result.pass_.holder_name if result.pass_ else None,
+            )
         return await self._from_result(scan, raw, result)
+
+    async def _ask(self, code: str, scan_id: str, attempt: _Attempt) -> ValidationResult:
+        """Validate within the budget; a timeout is retried once with the same key.
+
+        Raises:
+            APIError: what the last try raised (the budget running dry is a
+                RateLimitedError).
+        """
+        while True:
+            try:
+                await self.budget.acquire(
+                    Bucket.VALIDATE, Priority.LIVE, max_wait_s=self.live_wait_s
+                )
+            except BudgetExhausted as err:
+                raise RateLimitedError(
+                    "request budget used up", retry_after=err.wait_s, status=None
+                ) from err
+            attempt.tries += 1
+            try:
+                return await self.validator.validate(code, idempotency_key=scan_id)
+            except APITimeoutError:
+                if attempt.timed_out:
+                    raise
+                attempt.timed_out = True
+                _log.info("validation of %s timed out; retrying once with the same key", code)
+            except RateLimitedError as err:
+                self.budget.retry_after(Bucket.VALIDATE, err.retry_after)
+                if attempt.rate_limited or err.retry_after > self.live_wait_s:
+                    raise
+                attempt.rate_limited = True
 
     async def _from_result(self, scan: Scan, raw: RawScan, result: ValidationResult) -> Decision:
         reason = _OUTCOME_REASON[result.outcome]
@@ -251,8 +350,6 @@ class Gate:
                 detail=result.message,
             )
         detail = result.message
-        if not await self.relay.pulse():
-            detail = f"relay fault: {self.relay.fault}"
         return Decision(
             scan=scan,
             accepted=True,
@@ -265,28 +362,82 @@ class Gate:
             latency_ms=self._latency(raw),
         )
 
-    def _api_failure(self, scan: Scan, raw: RawScan, err: APIError) -> Decision:
+    async def _api_failure(
+        self, scan: Scan, raw: RawScan, err: APIError, attempt: _Attempt
+    ) -> Decision:
+        unknown = (
+            " (the first try timed out: it may have counted a use)" if attempt.timed_out else ""
+        )
+        if isinstance(err, AuthenticationError | PlanError):
+            # A key or plan problem is not a network problem: stop, and tell staff.
+            state = (
+                ServerState.REJECTED_KEY
+                if isinstance(err, AuthenticationError)
+                else (ServerState.NO_PLAN)
+            )
+            why = (
+                "API key rejected"
+                if state is ServerState.REJECTED_KEY
+                else ("plan has no API access")
+            )
+            self._server(state, why)
+            self.status.halted = f"{why}: {err.message}"
+            _log.error("scanning stopped: %s", self.status.halted)
+            return self._reject(
+                scan, raw, Reason.ERROR, message="Scanner out of service", detail=self.status.halted
+            )
         if isinstance(err, TransportError):
             self._server(ServerState.UNREACHABLE, err.message)
-            return self._reject(scan, raw, Reason.OFFLINE, detail=err.message, offline=True)
-        if isinstance(err, RateLimitedError):
+            reason, detail = Reason.OFFLINE, err.message
+        elif isinstance(err, RateLimitedError):
             self._server(ServerState.RATE_LIMITED, f"retry in {err.retry_after:.0f} s")
-            return self._reject(scan, raw, Reason.RATE_LIMITED, detail=err.message)
-        if isinstance(err, AuthenticationError):
-            self._server(ServerState.REJECTED_KEY, "API key rejected")
-            detail = f"API key rejected: {err.message}"
-        elif isinstance(err, PlanError):
-            self._server(ServerState.NO_PLAN, "plan has no API access")
-            detail = f"plan has no API access: {err.message}"
+            reason, detail = Reason.RATE_LIMITED, err.message
         elif isinstance(err, BadAnswerError):
             self._server(ServerState.FAULT, "answer is not PassQR's: check api.base_url")
-            detail = err.message
+            reason, detail = Reason.ERROR, err.message
         elif isinstance(err, ServerError):
             self._server(ServerState.FAULT, f"server error {err.status}")
-            detail = f"server error: {err.message}"
+            reason, detail = Reason.ERROR, f"server error: {err.message}"
         else:
-            detail = f"request refused: {err.message}"
-        return self._reject(scan, raw, Reason.ERROR, detail=detail)
+            return self._reject(scan, raw, Reason.ERROR, detail=f"request refused: {err.message}")
+        detail += unknown
+        if self.policy == "deny" or scan.code is None:
+            return self._reject(scan, raw, reason, detail=detail, offline=reason is Reason.OFFLINE)
+        return await self._decide_offline(scan, raw, scan.code, detail)
+
+    async def _decide_offline(self, scan: Scan, raw: RawScan, code: str, why: str) -> Decision:
+        """The server could not decide: the offline policy does, and says so."""
+        if self.policy == "allow-all":
+            verdict = OfflineVerdict(
+                accepted=True, reason=Reason.VALID, message="ADMITTED OFFLINE - NOT CHECKED"
+            )
+            why = f"offline policy allow-all: {why}"
+        else:
+            cached = await self.journal.cached_pass(code)
+            unconfirmed = await self.journal.unconfirmed_offline_admissions(code)
+            verdict = judge_known(cached, unconfirmed, utcnow())
+            why = f"decided offline from the local copy: {why}"
+        if not verdict.accepted:
+            return self._reject(
+                scan,
+                raw,
+                verdict.reason,
+                message=verdict.message,
+                holder=verdict.holder,
+                detail=why,
+                offline=True,
+            )
+        return Decision(
+            scan=scan,
+            accepted=True,
+            reason=Reason.VALID,
+            message=verdict.message,
+            detail=why,
+            holder=verdict.holder,
+            uses_left=verdict.uses_left,
+            offline=True,
+            latency_ms=self._latency(raw),
+        )
 
     def _reject(
         self,
@@ -321,7 +472,13 @@ class Gate:
         self.status.server, self.status.server_detail = state, detail
 
     def note_server(self, state: ServerState, detail: str = "") -> None:
-        """Record what a probe outside a validation learned about the server."""
+        """Record what a probe outside a validation learned about the server.
+
+        A probe that gets through lifts a halt (a key or plan fixed by staff).
+        """
+        if state is ServerState.OK and self.status.halted:
+            _log.info("scanning resumes: the server accepts the key again")
+            self.status.halted = ""
         self._server(state, detail)
 
     def _count(self, decision: Decision) -> None:

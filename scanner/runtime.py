@@ -14,10 +14,12 @@ import contextlib
 import logging
 
 from scanner.api import PassQRClient
+from scanner.budget import Bucket, Budget, BudgetLimits, Priority
 from scanner.config import Config, KeyboardSourceConfig
 from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
 from scanner.journal import Journal
 from scanner.models import RawScan
+from scanner.offline import Catalog, Replayer
 from scanner.pipeline import Gate, ServerState, Validator
 from scanner.relay import Relay, build_relay
 from scanner.sources import KeyboardSource, Source, build_source
@@ -65,8 +67,27 @@ class Kiosk:
             else [build_source(s, headless=headless) for s in config.sources]
         )
         validator: Validator = self.client
+        api = config.api
+        self.budget = Budget(
+            BudgetLimits(
+                validate_per_min=api.validate_per_min,
+                read_per_min=api.read_per_min,
+                write_per_min=api.write_per_min,
+            )
+        )
+        self.replayer = Replayer(self.client, self.journal, self.budget)
+        self.catalog = Catalog(
+            self.client, self.journal, self.budget, config.offline.sync_interval_s
+        )
         self.gate = Gate(
-            config=config.gate, validator=validator, journal=self.journal, relay=self.relay
+            config=config.gate,
+            validator=validator,
+            journal=self.journal,
+            relay=self.relay,
+            policy=config.offline.policy,
+            budget=self.budget,
+            live_wait_s=api.live_wait_s,
+            on_offline_admission=self.replayer.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -97,6 +118,10 @@ class Kiosk:
                 asyncio.create_task(self._run_source(source), name=f"source-{source.name}")
             )
         self._tasks.append(asyncio.create_task(self._probe_loop(), name="server-probe"))
+        self._tasks.append(asyncio.create_task(self.replayer.run(), name="replay"))
+        if self.config.offline.policy == "allow-known":
+            await self.catalog.load()
+            self._tasks.append(asyncio.create_task(self.catalog.run(), name="catalog-sync"))
         self._started = True
 
     async def _run_source(self, source: Source) -> None:
@@ -116,6 +141,7 @@ class Kiosk:
     async def probe(self) -> None:
         """A harmless GET, so the status line knows the server before the first scan."""
         try:
+            await self.budget.acquire(Bucket.READ, Priority.BACKGROUND)
             await self.client.list_templates(limit=1)
         except AuthenticationError:
             self.gate.note_server(ServerState.REJECTED_KEY, "API key rejected")
@@ -127,6 +153,7 @@ class Kiosk:
             self.gate.note_server(ServerState.FAULT, err.message)
         else:
             self.gate.note_server(ServerState.OK)
+            self.replayer.wake()
 
     async def _probe_loop(self) -> None:
         while True:

@@ -1,0 +1,251 @@
+"""Deciding without the server, and telling the server afterwards.
+
+``allow-known`` keeps a local copy of the passes (paged through ``GET /passes``
+inside the read budget, refreshed every ``sync_interval_s``) and decides by the
+server's rules: revoked, expired, uses against ``max_uses``. A pass admitted
+offline is not admitted again offline until the server has confirmed it.
+``allow-all`` admits everything, loudly marked. Either way every offline
+admission is queued in the journal and replayed, with the scan's original
+``Idempotency-Key``, as soon as the server answers again; a replay the server
+disagrees with (used, revoked...) is recorded and shown to staff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from scanner.budget import Bucket, Budget, Priority
+from scanner.errors import (
+    APIError,
+    AuthenticationError,
+    PlanError,
+    RateLimitedError,
+    RequestRejectedError,
+)
+from scanner.journal import Journal
+from scanner.models import Page, PassInfo, Reason, ValidationOutcome, ValidationResult
+
+_log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 100
+
+
+class OfflineClient(Protocol):
+    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
+
+    async def list_passes(
+        self,
+        *,
+        page: int = 1,
+        limit: int = 20,
+        template_id: str | None = None,
+        status: str | None = None,
+    ) -> Page[PassInfo]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfflineVerdict:
+    accepted: bool
+    reason: Reason
+    message: str
+    holder: str | None = None
+    uses_left: int | None = None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def judge_known(cached: dict[str, Any] | None, unconfirmed: int, now: datetime) -> OfflineVerdict:
+    """The server's rules applied to the offline copy of one pass.
+
+    Args:
+        cached: the pass as last synced, or None when the copy does not know it.
+        unconfirmed: offline admissions of this pass the server has not confirmed.
+        now: the moment of the scan.
+    """
+    if cached is None:
+        return OfflineVerdict(accepted=False, reason=Reason.NOT_FOUND, message="Unknown pass")
+    holder = cached.get("holder_name")
+    status = cached.get("status")
+    if status == "revoked":
+        return OfflineVerdict(
+            accepted=False, reason=Reason.REVOKED, message="Pass revoked", holder=holder
+        )
+    expires = _parse_time(cached.get("expires_at"))
+    if status == "expired" or (expires is not None and expires <= now):
+        return OfflineVerdict(
+            accepted=False, reason=Reason.EXPIRED, message="Expired", holder=holder
+        )
+    uses = int(cached.get("uses_count") or 0) + unconfirmed
+    max_uses = cached.get("max_uses")
+    if status == "used" or (max_uses is not None and uses >= int(max_uses)) or unconfirmed:
+        # Offline, a pass gets one admission until the server has confirmed it.
+        return OfflineVerdict(
+            accepted=False, reason=Reason.USED, message="Already used", holder=holder
+        )
+    left = None if max_uses is None else max(int(max_uses) - uses - 1, 0)
+    return OfflineVerdict(
+        accepted=True,
+        reason=Reason.VALID,
+        message="Welcome (offline)",
+        holder=holder,
+        uses_left=left,
+    )
+
+
+class Catalog:
+    """The offline copy of the passes, kept in the journal's database."""
+
+    def __init__(
+        self, client: OfflineClient, journal: Journal, budget: Budget, interval_s: float
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.budget = budget
+        self.interval_s = interval_s
+        self.last_sync: datetime | None = None
+        self.size = 0
+        self.last_error = ""
+
+    async def load(self) -> None:
+        self.last_sync = await self.journal.last_sync()
+        self.size = await self.journal.cache_size()
+
+    async def sync(self) -> int:
+        """Page through every pass within the read budget; replace the copy when complete.
+
+        Raises:
+            APIError: the copy is left as it was.
+        """
+        passes: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            await self.budget.acquire(Bucket.READ, Priority.BACKGROUND)
+            result = await self.client.list_passes(page=page, limit=PAGE_LIMIT)
+            passes.extend(p.to_json() for p in result.items)
+            if not result.items or page * result.limit >= result.total:
+                break
+            page += 1
+        now = datetime.now(UTC)
+        await self.journal.replace_cache(passes, now)
+        self.last_sync, self.size, self.last_error = now, len(passes), ""
+        _log.info("offline copy: %d passes synced", len(passes))
+        return len(passes)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except APIError as err:
+                self.last_error = err.message
+                _log.warning("offline copy not refreshed: %s", err.message)
+                if isinstance(err, RateLimitedError):
+                    self.budget.retry_after(Bucket.READ, err.retry_after)
+                await asyncio.sleep(min(self.interval_s, 30.0))
+                continue
+            await asyncio.sleep(self.interval_s)
+
+
+@dataclass
+class ReplayStatus:
+    pending: int = 0
+    done: int = 0
+    conflicts: int = 0
+    last_conflict: str = ""
+
+
+class Replayer:
+    """Tells the server about offline admissions, oldest first, each exactly once.
+
+    A replay that gets no answer is tried again later with the same
+    ``Idempotency-Key``, so the server counts one use however often it is sent.
+    """
+
+    def __init__(
+        self,
+        client: OfflineClient,
+        journal: Journal,
+        budget: Budget,
+        *,
+        on_conflict: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.budget = budget
+        self.status = ReplayStatus()
+        self._wake = asyncio.Event()
+        self._on_conflict = on_conflict
+        self._backoff = 1.0
+
+    def wake(self) -> None:
+        """A new offline admission, or the server answered again: try now."""
+        self._wake.set()
+
+    async def refresh_counts(self) -> None:
+        counts = await self.journal.replay_counts()
+        self.status.pending = counts["pending"]
+        self.status.done = counts["done"]
+        self.status.conflicts = counts["conflict"]
+
+    async def replay_once(self) -> bool:
+        """Replay what is pending; False when the server could not be reached."""
+        for scan_id, code in await self.journal.pending_replays():
+            await self.budget.acquire(Bucket.VALIDATE, Priority.BACKGROUND)
+            try:
+                result = await self.client.validate(code, idempotency_key=scan_id)
+            except RateLimitedError as err:
+                self.budget.retry_after(Bucket.VALIDATE, err.retry_after)
+                return False
+            except RequestRejectedError as err:
+                await self._conflict(scan_id, code, f"refused: {err.message}")
+                continue
+            except (AuthenticationError, PlanError) as err:
+                _log.warning("replay stopped: %s", err.message)
+                return False
+            except APIError as err:
+                _log.info("replay of %s postponed: %s", code, err.message)
+                return False
+            if result.outcome is ValidationOutcome.VALID:
+                await self.journal.finish_replay(scan_id, "done", result.result)
+            else:
+                await self._conflict(scan_id, code, result.result)
+        await self.refresh_counts()
+        return True
+
+    async def _conflict(self, scan_id: str, code: str, said: str) -> None:
+        await self.journal.finish_replay(scan_id, "conflict", said)
+        text = f"{code} admitted offline, server says {said}"
+        self.status.last_conflict = text
+        _log.warning("replay conflict: %s", text)
+        if self._on_conflict is not None:
+            self._on_conflict(text)
+
+    async def run(self) -> None:
+        await self.refresh_counts()
+        while True:
+            if self.status.pending:
+                reached = await self.replay_once()
+                await self.refresh_counts()
+                if reached:
+                    self._backoff = 1.0
+                else:
+                    self._backoff = min(self._backoff * 2, 30.0)
+            self._wake.clear()
+            delay = self._backoff if self.status.pending else 30.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            await self.refresh_counts()
