@@ -146,11 +146,20 @@ class PassQRClient:
             response = await self._http.request(
                 method, path.lstrip("/"), json=body, params=query, headers=headers
             )
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as err:
+            raise APITimeoutError(
+                f"cannot connect to {self.base_url} in time", maybe_delivered=False
+            ) from err
         except httpx.TimeoutException as err:
             raise APITimeoutError(f"no answer from {self.base_url} in time") from err
+        except (httpx.ConnectError, httpx.LocalProtocolError, httpx.UnsupportedProtocol) as err:
+            reason = _short(str(err)) or type(err).__name__
+            raise NetworkError(
+                f"cannot reach {self.base_url}: {reason}", maybe_delivered=False
+            ) from err
         except httpx.TransportError as err:
             reason = _short(str(err)) or type(err).__name__
-            raise NetworkError(f"cannot reach {self.base_url}: {reason}") from err
+            raise NetworkError(f"connection to {self.base_url} lost: {reason}") from err
         return self._decode(response)
 
     def _decode(self, response: httpx.Response) -> Any:

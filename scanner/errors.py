@@ -110,7 +110,17 @@ class BadAnswerError(APIError):
 
 
 class TransportError(APIError):
-    """The request may not have reached the server, or its answer was lost."""
+    """The request may not have reached the server, or its answer was lost.
+
+    Attributes:
+        maybe_delivered: the request may have reached the server (its answer was
+            lost): a validation may have counted a use. False when the connection
+            was never made.
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
 
 
 class NetworkError(TransportError):

@@ -29,7 +29,6 @@ from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
 from scanner.config import GateConfig, OfflinePolicy
 from scanner.errors import (
     APIError,
-    APITimeoutError,
     AuthenticationError,
     BadAnswerError,
     InvalidPayloadError,
@@ -101,7 +100,7 @@ _OUTCOME_REASON = {
 @dataclass
 class _Attempt:
     tries: int = 0
-    timed_out: bool = False
+    unanswered: bool = False
     rate_limited: bool = False
 
 
@@ -289,14 +288,14 @@ class Gate:
         except APIError as err:
             return await self._api_failure(scan, raw, err, attempt)
         self._server(ServerState.OK)
-        if attempt.timed_out and result.outcome is ValidationOutcome.USED:
+        if attempt.unanswered and result.outcome is ValidationOutcome.USED:
             # The try that timed out may have been the one that used the pass.
             return self._reject(
                 scan,
                 raw,
                 Reason.USED,
                 message="Possibly admitted on the first try",
-                detail="the first try timed out; the retry says used: staff, please check",
+                detail="the first try got no answer; the retry says used: staff, please check",
                 holder=result.pass_.holder_name if result.pass_ else None,
             )
         return await self._from_result(scan, raw, result)
@@ -320,11 +319,16 @@ class Gate:
             attempt.tries += 1
             try:
                 return await self.validator.validate(code, idempotency_key=scan_id)
-            except APITimeoutError:
-                if attempt.timed_out:
+            except TransportError as err:
+                if attempt.unanswered or not err.maybe_delivered:
                     raise
-                attempt.timed_out = True
-                _log.info("validation of %s timed out; retrying once with the same key", code)
+                # The server may have acted on it: the same key asks again safely.
+                attempt.unanswered = True
+                _log.info(
+                    "validation of %s got no answer (%s); retrying once with the same key",
+                    code,
+                    err.message,
+                )
             except RateLimitedError as err:
                 self.budget.retry_after(Bucket.VALIDATE, err.retry_after)
                 if attempt.rate_limited or err.retry_after > self.live_wait_s:
@@ -366,7 +370,7 @@ class Gate:
         self, scan: Scan, raw: RawScan, err: APIError, attempt: _Attempt
     ) -> Decision:
         unknown = (
-            " (the first try timed out: it may have counted a use)" if attempt.timed_out else ""
+            " (the first try got no answer: it may have counted a use)" if attempt.unanswered else ""
         )
         if isinstance(err, AuthenticationError | PlanError):
             # A key or plan problem is not a network problem: stop, and tell staff.
