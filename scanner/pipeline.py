@@ -369,9 +369,7 @@ class Gate:
     async def _api_failure(
         self, scan: Scan, raw: RawScan, err: APIError, attempt: _Attempt
     ) -> Decision:
-        unknown = (
-            " (the first try got no answer: it may have counted a use)" if attempt.unanswered else ""
-        )
+        unknown = " (a try got no answer: it may have counted a use)" if attempt.unanswered else ""
         if isinstance(err, AuthenticationError | PlanError):
             # A key or plan problem is not a network problem: stop, and tell staff.
             state = (
