@@ -13,6 +13,7 @@ disagrees with (used, revoked...) is recorded and shown to staff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,8 +245,9 @@ class Replayer:
                     self._backoff = min(self._backoff * 2, 30.0)
             self._wake.clear()
             delay = self._backoff if self.status.pending else 30.0
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+            # that arrives together with the wake-up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             await self.refresh_counts()

@@ -67,7 +67,8 @@ async def relay_test(
             return 1
         say("ON")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=length / 1000 + 0.2)
+            async with asyncio.timeout(length / 1000 + 0.2):
+                await stop.wait()
         if stop.is_set():
             say("interrupted: switching OFF")
     finally:

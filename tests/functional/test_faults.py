@@ -57,13 +57,18 @@ class Gatekeeper:
 
 
 @pytest.fixture
-async def gate_factory(tmp_path: Path, local_server: LocalServer,
-                       proxy: FaultProxy) -> AsyncIterator[object]:
+async def gate_factory(
+    tmp_path: Path, local_server: LocalServer, proxy: FaultProxy
+) -> AsyncIterator[object]:
     kiosks: list[Kiosk] = []
 
     async def build(policy: str = "deny", key: str | None = None) -> Gatekeeper:
-        kiosk = Kiosk(make_config(tmp_path, proxy, policy), api_key=key or local_server.api_key,
-                      relay=NoRelay(pulse_ms=50), sources=[])
+        kiosk = Kiosk(
+            make_config(tmp_path, proxy, policy),
+            api_key=key or local_server.api_key,
+            relay=NoRelay(pulse_ms=50),
+            sources=[],
+        )
         await kiosk.start()
         kiosks.append(kiosk)
         await eventually(lambda: bool(proxy.seen))  # the start-up probe went through
@@ -75,8 +80,9 @@ async def gate_factory(tmp_path: Path, local_server: LocalServer,
 
 
 def uses(server: LocalServer, code: str) -> int:
-    with httpx.Client(base_url=server.base_url + "/",
-                      headers={"Authorization": f"Bearer {server.api_key}"}) as http:
+    with httpx.Client(
+        base_url=server.base_url + "/", headers={"Authorization": f"Bearer {server.api_key}"}
+    ) as http:
         for page in range(1, 20):
             body = http.get("passes", params={"limit": 100, "page": page}).json()
             for p in body["data"]:
@@ -107,8 +113,13 @@ def journal_rows(tmp_path: Path) -> list[dict[str, object]]:
     ],
 )
 async def test_each_fault_is_a_clear_rejection_under_deny(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer, tmp_path: Path,  # type: ignore[no-untyped-def]
-    fault: str, reason: Reason, offline: bool,
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    fault: str,
+    reason: Reason,
+    offline: bool,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -124,7 +135,9 @@ async def test_each_fault_is_a_clear_rejection_under_deny(
 
 
 async def test_html_answer_is_a_configuration_fault_not_an_invalid_pass(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -136,7 +149,9 @@ async def test_html_answer_is_a_configuration_fault_not_an_invalid_pass(
 
 
 async def test_a_timeout_is_retried_once_with_the_same_key(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -151,7 +166,9 @@ async def test_a_timeout_is_retried_once_with_the_same_key(
 
 
 async def test_a_lost_answer_is_recovered_by_the_idempotent_retry(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -162,7 +179,9 @@ async def test_a_lost_answer_is_recovered_by_the_idempotent_retry(
 
 
 async def test_used_after_a_timeout_is_possibly_admitted(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,  # type: ignore[no-untyped-def]
 ) -> None:
     """A server that ignores Idempotency-Key counted the first try: say so, don't blame."""
     codes = local_server.seed()
@@ -175,7 +194,9 @@ async def test_used_after_a_timeout_is_possibly_admitted(
 
 
 async def test_a_short_retry_after_waits_instead_of_rejecting(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -187,7 +208,9 @@ async def test_a_short_retry_after_waits_instead_of_rejecting(
 
 
 async def test_rejected_key_stops_scanning_until_it_works(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory(key="pqr_live_" + "n" * 40)
@@ -202,7 +225,10 @@ async def test_rejected_key_stops_scanning_until_it_works(
 
 
 async def test_allow_all_admits_loudly_and_replays(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer, tmp_path: Path,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory("allow-all")
@@ -218,18 +244,25 @@ async def test_allow_all_admits_loudly_and_replays(
 
 
 async def test_allow_known_decides_by_the_servers_rules_and_replays_once(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer, tmp_path: Path,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory("allow-known")
     await eventually(lambda: gate.kiosk.catalog.size >= 5, 10)
     proxy.set_default("drop")  # the venue's uplink dies
-    results = {label: await gate.scan(codes[label])
-               for label in ("valid", "used", "expired", "revoked")}
+    results = {
+        label: await gate.scan(codes[label]) for label in ("valid", "used", "expired", "revoked")
+    }
     assert results["valid"].accepted and results["valid"].offline
     assert results["valid"].holder == "Ada Lovelace"
     assert (results["used"].reason, results["expired"].reason, results["revoked"].reason) == (
-        Reason.USED, Reason.EXPIRED, Reason.REVOKED)
+        Reason.USED,
+        Reason.EXPIRED,
+        Reason.REVOKED,
+    )
     again = await gate.scan(codes["valid"])
     assert not again.accepted and again.reason is Reason.USED, "not admitted twice offline"
     season = await gate.scan(codes["season"])
@@ -248,7 +281,10 @@ async def test_allow_known_decides_by_the_servers_rules_and_replays_once(
 
 
 async def test_replay_disagreement_is_recorded_for_staff(
-    gate_factory, proxy: FaultProxy, local_server: LocalServer, tmp_path: Path,  # type: ignore[no-untyped-def]
+    gate_factory,
+    proxy: FaultProxy,
+    local_server: LocalServer,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory("allow-known")
@@ -266,4 +302,3 @@ async def test_replay_disagreement_is_recorded_for_staff(
     assert "server says used" in gate.kiosk.replayer.status.last_conflict
     row = journal_rows(tmp_path)[-1]
     assert (row["replay_state"], row["replay_result"]) == ("conflict", "used")
-

@@ -126,8 +126,15 @@ class FaultProxy:
             if not writer.is_closing():
                 writer.close()
 
-    async def _apply(self, fault: str, method: str, path: str, headers: list[str], body: bytes,
-                     writer: asyncio.StreamWriter) -> None:
+    async def _apply(
+        self,
+        fault: str,
+        method: str,
+        path: str,
+        headers: list[str],
+        body: bytes,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         if fault == "drop":
             return
         if fault == "reset":
@@ -135,17 +142,26 @@ class FaultProxy:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
         if fault == "500":
-            await self._answer(writer, 500, "application/json",
-                               b'{"error": "Internal Server Error", "message": "boom"}')
+            await self._answer(
+                writer,
+                500,
+                "application/json",
+                b'{"error": "Internal Server Error", "message": "boom"}',
+            )
             return
         if fault == "html":
-            await self._answer(writer, 200, "text/html",
-                               b"<html><body>Welcome to the venue Wi-Fi</body></html>")
+            await self._answer(
+                writer, 200, "text/html", b"<html><body>Welcome to the venue Wi-Fi</body></html>"
+            )
             return
         if fault.startswith("429:"):
-            await self._answer(writer, 429, "application/json",
-                               b'{"error": "Too Many Requests", "message": "slow down"}',
-                               extra=f"Retry-After: {fault.split(':')[1]}\r\n")
+            await self._answer(
+                writer,
+                429,
+                "application/json",
+                b'{"error": "Too Many Requests", "message": "slow down"}',
+                extra=f"Retry-After: {fault.split(':')[1]}\r\n",
+            )
             return
         if fault.startswith("delay:"):
             await asyncio.sleep(float(fault.split(":")[1]))
@@ -156,13 +172,19 @@ class FaultProxy:
         writer.write(answer)
         await writer.drain()
 
-    async def _forward(self, method: str, path: str, headers: list[str], body: bytes, *,
-                       strip_idempotency: bool) -> bytes:
-        kept = [h for h in headers
-                if h.split(":")[0].strip().lower() not in ("connection", "host")
-                and not (strip_idempotency and h.lower().startswith("idempotency-key"))]
-        request = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.upstream_port}\r\n"
-                   "Connection: close\r\n" + "".join(h + "\r\n" for h in kept) + "\r\n")
+    async def _forward(
+        self, method: str, path: str, headers: list[str], body: bytes, *, strip_idempotency: bool
+    ) -> bytes:
+        kept = [
+            h
+            for h in headers
+            if h.split(":")[0].strip().lower() not in ("connection", "host")
+            and not (strip_idempotency and h.lower().startswith("idempotency-key"))
+        ]
+        request = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.upstream_port}\r\n"
+            "Connection: close\r\n" + "".join(h + "\r\n" for h in kept) + "\r\n"
+        )
         reader, writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         try:
             writer.write(request.encode("latin-1") + body)
@@ -172,9 +194,12 @@ class FaultProxy:
             writer.close()
 
     @staticmethod
-    async def _answer(writer: asyncio.StreamWriter, status: int, kind: str, body: bytes,
-                      extra: str = "") -> None:
+    async def _answer(
+        writer: asyncio.StreamWriter, status: int, kind: str, body: bytes, extra: str = ""
+    ) -> None:
         writer.write(
             f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: close\r\n{extra}\r\n".encode() + body)
+            f"Connection: close\r\n{extra}\r\n".encode()
+            + body
+        )
         await writer.drain()

@@ -26,9 +26,11 @@ from scanner.models import (
     PassInfo,
     RawScan,
     Reason,
+    Scan,
     TemplateInfo,
     ValidationOutcome,
     ValidationResult,
+    utcnow,
 )
 from scanner.pipeline import Gate, ServerState
 from scanner.relay import NoRelay, RelayState
@@ -330,3 +332,19 @@ async def test_counts_survive_a_restart(
         await decide(g, "PASS-NOPE0000")
         await j.close()
     assert (g.status.accepted_today, g.status.rejected_today) == (2, 2)
+
+
+async def test_a_scan_cut_short_is_closed_as_interrupted(tmp_path: Path) -> None:
+    """kill -9 between journaling a scan and deciding it: the row is closed on restart."""
+    j = Journal(tmp_path / "j.sqlite3")
+    await j.open()
+    scan = Scan(
+        id="s-1", ts=utcnow(), gate="g", source="t", raw="PASS-AAAA0001", code="PASS-AAAA0001"
+    )
+    await j.record_scan(scan)
+    await j.close()  # the process died here
+    again = Journal(tmp_path / "j.sqlite3")
+    await again.open()
+    (row,) = await again.recent()
+    await again.close()
+    assert (row["decision"], row["reason"], row["message"]) == ("rejected", "error", "Interrupted")
