@@ -6,6 +6,7 @@ server is the project's own over HTTP; the proxy breaks requests one at a time.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -161,7 +162,7 @@ async def test_a_timeout_is_retried_once_with_the_same_key(
     tries = proxy.validations()
     assert len(tries) == 2
     assert tries[0].idempotency_key == tries[1].idempotency_key == decision.scan.id
-    time.sleep(TIMEOUT_S * 2)  # let the delayed first try reach the server too
+    await asyncio.sleep(TIMEOUT_S * 2)  # let the delayed first try reach the server too
     assert uses(local_server, codes["valid"]) == 1, "one physical scan, one use"
 
 
@@ -293,8 +294,10 @@ async def test_replay_disagreement_is_recorded_for_staff(
     decision = await gate.scan(codes["valid"])
     assert decision.accepted and decision.offline
     # meanwhile another gate, still online, let the same pass in
-    with httpx.Client(headers={"Authorization": f"Bearer {local_server.api_key}"}) as http:
-        answer = http.post(local_server.base_url + "/validate", json={"code": codes["valid"]})
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {local_server.api_key}"}
+    ) as http:
+        answer = await http.post(local_server.base_url + "/validate", json={"code": codes["valid"]})
     assert answer.json()["data"]["result"] == "valid"
     proxy.set_default("pass")
     gate.kiosk.replayer.wake()
