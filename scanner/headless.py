@@ -8,16 +8,15 @@ input closed, a simulated script played out) and the last scan is decided.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sys
 from typing import TextIO
 
 from scanner.config import Config
 from scanner.models import Decision
 from scanner.runtime import Kiosk
+from scanner.signals import stop_on_signals
 
 _log = logging.getLogger(__name__)
 
@@ -38,23 +37,16 @@ async def run_headless(
         stream.flush()
 
     kiosk.gate.subscribe(emit)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await kiosk.start()
-        done = asyncio.create_task(kiosk.sources_done())
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (done, stopper):
-            task.cancel()
-        if stop.is_set():
-            _log.info("signal received, stopping")
-    finally:
-        await kiosk.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    with stop_on_signals() as stop:
+        try:
+            await kiosk.start()
+            done = asyncio.create_task(kiosk.sources_done())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (done, stopper):
+                task.cancel()
+            if stop.is_set():
+                _log.info("signal received, stopping")
+        finally:
+            await kiosk.stop()
     return 0

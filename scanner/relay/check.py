@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable
 
 from scanner.config import RelayConfig
 from scanner.relay import Relay, RelayState, SerialRelay, build_relay
+from scanner.signals import stop_on_signals
 
 LOCK_TEXT = {
     "fail-safe": "fail-safe: the door unlocks when power is lost (maglock)",
@@ -52,11 +52,13 @@ async def relay_test(
     length = pulse_ms if pulse_ms is not None else config.pulse_ms
     say(f"relay: {relay.description}, pulse {length} ms")
     say(f"lock: {LOCK_TEXT[config.lock]}")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    with stop_on_signals() as stop:
+        return await _pulse_once(relay, length, stop, say)
+
+
+async def _pulse_once(
+    relay: Relay, length: int, stop: asyncio.Event, say: Callable[[str], None]
+) -> int:
     try:
         await relay.start()
         if relay.state is RelayState.FAULT:
@@ -73,9 +75,6 @@ async def relay_test(
             say("interrupted: switching OFF")
     finally:
         await relay.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
     for line in _transcript(relay):
         say(line)
     ok = relay.state is RelayState.OFF

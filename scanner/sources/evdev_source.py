@@ -8,21 +8,15 @@ Needs the optional ``evdev`` extra and the service user in the ``input`` group.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import select
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from scanner.models import RawScan
-from scanner.sources.base import Emit, Source, SourceState
+from scanner.sources.base import SourceState, ThreadedSource
 from scanner.sources.evdev_keys import KeyDecoder
 
 _log = logging.getLogger(__name__)
-
-_RETRY_S = (0.2, 0.5, 1.0)
 
 
 def _evdev() -> Any:
@@ -51,7 +45,7 @@ def find_device(evdev: Any, wanted: str) -> Any:
     raise OSError(f"no input device named like {wanted!r}")
 
 
-class EvdevSource(Source):
+class EvdevSource(ThreadedSource):
     kind = "evdev"
 
     def __init__(
@@ -61,31 +55,6 @@ class EvdevSource(Source):
         self.device = device
         self.grab = grab
         self._evdev = evdev_module
-        self._stop = threading.Event()
-
-    async def run(self, emit: Emit) -> None:
-        loop = asyncio.get_running_loop()
-
-        def deliver(text: str) -> None:
-            self.count += 1
-            loop.call_soon_threadsafe(
-                emit, RawScan(source=self.name, text=text, at=time.monotonic())
-            )
-
-        self._stop.clear()
-        thread = threading.Thread(target=self._loop, args=(deliver,), name=self.name, daemon=True)
-        thread.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            self._stop.set()
-            await asyncio.to_thread(thread.join, 2.0)
-            self.state = SourceState.STOPPED
-
-    def _set(self, state: SourceState, detail: str = "") -> None:
-        if state is not self.state or detail != self.detail:
-            _log.info("source %s: %s %s", self.name, state.value, detail)
-        self.state, self.detail = state, detail
 
     def _loop(self, deliver: Callable[[str], None]) -> None:
         attempt = 0
@@ -95,7 +64,7 @@ class EvdevSource(Source):
                 device = find_device(evdev, self.device)
             except OSError as err:
                 self._set(SourceState.DEGRADED, f"cannot open: {err}")
-                self._stop.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                self._backoff(attempt)
                 attempt += 1
                 continue
             attempt = 0

@@ -7,21 +7,16 @@ closes it, marks the source DEGRADED and reopens it as soon as it is back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 import serial
 
-from scanner.models import RawScan
 from scanner.payload import MAX_PAYLOAD_CHARS
-from scanner.sources.base import Emit, Source, SourceState
+from scanner.sources.base import SourceState, ThreadedSource
 
 _log = logging.getLogger(__name__)
-
-_RETRY_S = (0.2, 0.5, 1.0)
 
 
 class LineSplitter:
@@ -67,7 +62,7 @@ def decode_payload(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-class SerialSource(Source):
+class SerialSource(ThreadedSource):
     kind = "serial"
 
     def __init__(
@@ -82,41 +77,15 @@ class SerialSource(Source):
         self.port = port
         self.baudrate = baudrate
         self.idle_timeout_s = idle_timeout_s
-        self._stop = threading.Event()
 
-    async def run(self, emit: Emit) -> None:
-        loop = asyncio.get_running_loop()
-
-        def deliver(data: bytes) -> None:
-            self.count += 1
-            text = decode_payload(data)
-            loop.call_soon_threadsafe(
-                emit, RawScan(source=self.name, text=text, at=time.monotonic())
-            )
-
-        self._stop.clear()
-        thread = threading.Thread(target=self._loop, args=(deliver,), name=self.name, daemon=True)
-        thread.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            self._stop.set()
-            await asyncio.to_thread(thread.join, 2.0)
-            self.state = SourceState.STOPPED
-
-    def _set(self, state: SourceState, detail: str = "") -> None:
-        if state is not self.state or detail != self.detail:
-            _log.info("source %s: %s %s", self.name, state.value, detail)
-        self.state, self.detail = state, detail
-
-    def _loop(self, deliver: Callable[[bytes], None]) -> None:
+    def _loop(self, deliver: Callable[[str], None]) -> None:
         attempt = 0
         while not self._stop.is_set():
             try:
                 port = serial.Serial(self.port, self.baudrate, timeout=0.05, exclusive=True)
             except (serial.SerialException, OSError, ValueError) as err:
                 self._set(SourceState.DEGRADED, f"cannot open: {_reason(err)}")
-                self._stop.wait(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                self._backoff(attempt)
                 attempt += 1
                 continue
             attempt = 0
@@ -131,7 +100,7 @@ class SerialSource(Source):
                 except (serial.SerialException, OSError) as err:
                     _log.debug("closing %s: %s", self.port, err)
 
-    def _read(self, port: serial.Serial, deliver: Callable[[bytes], None]) -> None:
+    def _read(self, port: serial.Serial, deliver: Callable[[str], None]) -> None:
         splitter = LineSplitter()
         last_byte = time.monotonic()
         while not self._stop.is_set():
@@ -140,7 +109,7 @@ class SerialSource(Source):
             if data:
                 last_byte = now
                 for line in splitter.feed(data):
-                    deliver(line)
+                    deliver(decode_payload(line))
             elif (
                 self.idle_timeout_s > 0
                 and splitter.pending
@@ -148,7 +117,7 @@ class SerialSource(Source):
             ):
                 pending = splitter.flush()
                 if pending:
-                    deliver(pending)
+                    deliver(decode_payload(pending))
 
 
 def _reason(err: BaseException) -> str:

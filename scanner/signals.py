@@ -1,0 +1,28 @@
+"""Turning SIGTERM and SIGINT into an event, so every exit path runs the same cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+) -> Iterator[asyncio.Event]:
+    """An event set by any of ``signals`` while the block runs (handlers removed after)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
