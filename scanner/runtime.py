@@ -172,9 +172,9 @@ class Kiosk:
         await self.relay.close()
         atexit.unregister(self.relay.off_now)
         await self.client.aclose()
-        if self._started:
-            await self.journal.close()
-            self._started = False
+        # Also after a failed start: the journal's worker thread must not outlive us.
+        await self.journal.close()
+        self._started = False
 
 
 def has_keyboard(config: Config) -> bool:

@@ -1,0 +1,219 @@
+"""The full-screen kiosk: one Textual app around a :class:`~scanner.runtime.Kiosk`.
+
+The app owns the kiosk's lifetime. It starts it when mounted and stops it on
+every way out (F10/Ctrl+Q after confirmation, SIGTERM/SIGHUP from systemd, a
+startup failure, a crash of the app itself): stopping is what turns the relay
+OFF, so it runs from ``on_unmount``, which Textual calls on each of those paths.
+
+Under systemd (``Type=notify``) it sends READY=1 once the kiosk has started,
+WATCHDOG=1 pings while its own message loop is alive, and STOPPING=1 on the way
+out (:mod:`scanner.notify`; no-ops elsewhere).
+
+Decisions reach the screen as :class:`KioskApp.DecisionMade` messages posted by
+the gate's listener (which runs on the event loop, Textual's own thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from scanner import notify
+from scanner.errors import ConfigError, ScannerError
+from scanner.models import Decision, RawScan
+from scanner.runtime import Kiosk
+from scanner.ui.screens import (
+    ConfirmQuitScreen,
+    GateScreen,
+    ManualEntryScreen,
+    RecentScansScreen,
+    StartupErrorScreen,
+)
+from scanner.ui.widgets import literal
+
+_log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78
+"""Exit status when the kiosk cannot start for a configuration reason (EX_CONFIG)."""
+EXIT_ERROR = 1
+"""Exit status for any other startup failure."""
+
+_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class KioskApp(App[int]):
+    """The gate's screen.
+
+    Args:
+        kiosk: a kiosk that is not started yet; the app starts and stops it.
+        demo_codes: label -> code of the demo passes, shown as a typing hint.
+    """
+
+    # Absolute, so a subclass in another directory (tests) finds it too.
+    CSS_PATH = Path(__file__).with_name("kiosk.tcss")
+    TITLE = "PassQR scanner"
+    ENABLE_COMMAND_PALETTE = False
+    # Keys a wedge scanner never types. Priority: they work over any modal too.
+    BINDINGS = [
+        Binding("f10,ctrl+q,ctrl+c", "request_quit", "Quit", priority=True),
+    ]
+
+    ERROR_EXIT_S = 30.0
+    """How long the startup error stays on screen before the app exits."""
+    HEARTBEAT_S = 1.0
+    """How often the UI's message loop proves it is alive to the systemd watchdog."""
+
+    @dataclass
+    class DecisionMade(Message):
+        """The gate decided a scan."""
+
+        decision: Decision
+        """The decision, exactly as the gate made it."""
+
+    def __init__(self, kiosk: Kiosk, *, demo_codes: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.kiosk = kiosk
+        self.demo_codes = dict(demo_codes) if demo_codes else None
+        self.gate_screen = GateScreen(kiosk, demo_codes=self.demo_codes)
+        self.started = False
+        """The kiosk started (journal open, relay OFF, sources running)."""
+        self.stopped = False
+        """:meth:`Kiosk.stop` has completed."""
+        self.startup_error: ScannerError | None = None
+        self._signals: list[signal.Signals] = []
+        self._watchdog = notify.Watchdog()
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._heartbeat = time.monotonic()
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.gate_screen
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        self._install_signal_handlers()
+        self.kiosk.gate.subscribe(self._on_decision)
+        try:
+            await self.kiosk.start()
+        except ScannerError as err:
+            self._startup_failed(err)
+            return
+        self.started = True
+        self.gate_screen.refresh_status()
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        """READY=1 for systemd, then WATCHDOG=1 pings while the UI's message loop runs.
+
+        The heartbeat is a Textual timer: if the app stops processing messages
+        (a hung handler, a frozen screen), the pings stop and systemd restarts us.
+        """
+        self._beat()
+        self.set_interval(self.HEARTBEAT_S, self._beat, name="heartbeat")
+        self._watchdog_task = asyncio.create_task(
+            self._watchdog.run(self._alive), name="systemd-watchdog"
+        )
+
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    def _alive(self) -> bool:
+        limit = max((self._watchdog.interval_s or 0) / 2, 3 * self.HEARTBEAT_S)
+        return time.monotonic() - self._heartbeat < limit
+
+    def _startup_failed(self, err: ScannerError) -> None:
+        _log.error("the kiosk cannot start: %s", err)
+        self.startup_error = err
+        code = EXIT_CONFIG if isinstance(err, ConfigError) else EXIT_ERROR
+        message = Text(f"passqr-scanner: {literal(err, 400)}")
+
+        def leave(_: None) -> None:
+            self.exit(code, return_code=code, message=message)
+
+        self.push_screen(StartupErrorScreen(str(err), exit_after_s=self.ERROR_EXIT_S), leave)
+
+    async def on_unmount(self) -> None:
+        if self._watchdog_task is not None:
+            notify.stopping()
+            self._watchdog_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog_task
+        await self._stop_kiosk()
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
+
+    async def _stop_kiosk(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            await self.kiosk.stop()
+        except Exception:  # noqa: BLE001 - the last exit step must not raise; the log says why
+            _log.exception("stopping the kiosk failed")
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError) as err:
+                _log.warning("cannot handle %s: %s", sig.name, err)
+                continue
+            self._signals.append(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        _log.info("%s received, stopping", sig.name)
+        self.exit(0, return_code=0)
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _on_decision(self, decision: Decision) -> None:
+        self.post_message(self.DecisionMade(decision))
+
+    def on_kiosk_app_decision_made(self, message: KioskApp.DecisionMade) -> None:
+        self.gate_screen.show_decision(message.decision)
+
+    # -- staff actions --------------------------------------------------------------------
+
+    def action_manual_entry(self) -> None:
+        if self.screen is self.gate_screen:
+            self.push_screen(ManualEntryScreen(), self._manual_code)
+
+    def _manual_code(self, text: str | None) -> None:
+        if text is None or not text.strip():
+            return
+        keyboard = self.kiosk.keyboard
+        if keyboard is not None:
+            keyboard.feed_line(text, manual=True)
+        else:
+            self.kiosk.submit(RawScan(source="manual", text=text, at=time.monotonic(), manual=True))
+
+    def action_recent_scans(self) -> None:
+        if self.screen is self.gate_screen:
+            self.push_screen(RecentScansScreen(self.kiosk))
+
+    def action_request_quit(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ConfirmQuitScreen):
+            screen.dismiss(True)
+        elif isinstance(screen, StartupErrorScreen):
+            screen.action_leave()
+        else:
+            self.push_screen(ConfirmQuitScreen(), self._quit_answer)
+
+    def _quit_answer(self, quit: bool | None) -> None:
+        if quit:
+            self.exit(0, return_code=0)
