@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return asyncio.run(run_headless(config, api_key=api_key))
         except ScannerError as err:
             return _fail(str(err), EXIT_CONFIG)
-    setup_logging(level=args.log_level, file=_log_file(config))
+    setup_logging(level=args.log_level, file=_log_file(config), headless=False)
     try:
         return _run_ui(config, api_key)
     except ScannerError as err:
@@ -77,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             setup_logging(level=args.log_level)
             return asyncio.run(run_headless(env.config, api_key=env.api_key))
-        setup_logging(level=args.log_level, file=_log_file(env.config))
+        setup_logging(level=args.log_level, file=_log_file(env.config), headless=False)
         return _run_ui(env.config, env.api_key, demo_codes=env.codes)
 
 
@@ -147,6 +147,8 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from scanner.decode.cli import add_decode_parser
+    from scanner.doctor import add_doctor_parser
     from scanner.server.cli import add_server_parser
 
     parser = argparse.ArgumentParser(
@@ -211,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(func=cmd_relay_test)
 
     add_server_parser(sub)
+    add_doctor_parser(sub)
+    add_decode_parser(sub)
     return parser
 
 

@@ -167,6 +167,12 @@ class JournalConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsConfig:
+    listen: str | None = None
+    """``host:port`` for Prometheus metrics at ``/metrics`` (``127.0.0.1:9108``); unset: off."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -174,6 +180,7 @@ class Config:
     sources: list[SourceConfig] = field(default_factory=list)
     relay: RelayConfig = field(default_factory=RelayConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source_file: Path | None = None
     """Where this config was read from (not a TOML key)."""
 
@@ -295,6 +302,13 @@ def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
 
 
 def _check(config: Config, file: Path | None) -> None:
+    if config.metrics.listen is not None:
+        from scanner.metrics import parse_listen
+
+        try:
+            parse_listen(config.metrics.listen)
+        except ConfigError as err:
+            raise ConfigError(f"{file}: {err}" if file else str(err)) from err
     if config.offline.sync_interval_s < 10:
         raise ConfigError(f"{_where(file, 'offline.sync_interval_s')}: at least 10 seconds")
     for key in ("validate_per_min", "read_per_min", "write_per_min"):
@@ -429,7 +443,11 @@ def _read_key_file(path: Path, origin: str) -> str:
 
 
 def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> str:
-    """Find the API key: ``PASSQR_API_KEY``, then ``api.key_file``, then the credential.
+    """Find the API key: ``PASSQR_API_KEY``, then the systemd credential, then ``api.key_file``.
+
+    The credential comes before the file: a unit with ``LoadCredential=`` is the
+    deliberate choice of whoever installed the service, and the file it loads
+    from is usually readable by root only.
 
     Raises:
         ConfigError: no key anywhere, or an unreadable or malformed one. The
@@ -438,11 +456,11 @@ def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> st
     env = os.environ if environ is None else environ
     if env.get("PASSQR_API_KEY"):
         return _check_key(env["PASSQR_API_KEY"], "PASSQR_API_KEY")
-    if config.api.key_file is not None:
-        return _read_key_file(config.api.key_file, "api.key_file")
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir and (Path(cred_dir) / "api-key").exists():
         return _read_key_file(Path(cred_dir) / "api-key", "systemd credential")
+    if config.api.key_file is not None:
+        return _read_key_file(config.api.key_file, "api.key_file")
     raise ConfigError(
         "no API key: set PASSQR_API_KEY, api.key_file in the config, "
         "or LoadCredential=api-key:... in the systemd unit"

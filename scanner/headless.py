@@ -13,6 +13,7 @@ import logging
 import sys
 from typing import TextIO
 
+from scanner import notify
 from scanner.config import Config
 from scanner.models import Decision
 from scanner.runtime import Kiosk
@@ -40,10 +41,13 @@ async def run_headless(
     with stop_on_signals() as stop:
         try:
             await kiosk.start()
+            # READY, then WATCHDOG pings from this loop: a hung loop gets restarted.
+            watchdog = asyncio.create_task(notify.Watchdog().run(lambda: True))
             done = asyncio.create_task(kiosk.sources_done())
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (done, stopper):
+            notify.stopping()
+            for task in (done, stopper, watchdog):
                 task.cancel()
             if stop.is_set():
                 _log.info("signal received, stopping")

@@ -138,7 +138,7 @@ class Journal:
             raise RuntimeError("journal is not open")
         return fn(self._conn)
 
-    def _open_sync(self) -> None:
+    def _open_sync(self, recover: bool = True) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -155,13 +155,16 @@ class Journal:
                     conn.execute(f"ALTER TABLE scans ADD COLUMN {column} {decl}")
             conn.executescript(_SCHEMA)
             # A scan with no decision was cut short (kill -9, power cut): nothing was
-            # admitted for it, and it must not stay undecided for ever.
-            conn.execute(
-                "UPDATE scans SET decision = 'rejected', reason = 'error', "
-                "message = 'Interrupted', detail = 'the kiosk stopped before a decision', "
-                "decided_ts = ? WHERE decision IS NULL",
-                (_iso(datetime.now(UTC)),),
-            )
+            # admitted for it, and it must not stay undecided for ever. Only the kiosk
+            # that owns the journal does this: a reader (export) must not touch a scan
+            # that a running kiosk is still deciding.
+            if recover:
+                conn.execute(
+                    "UPDATE scans SET decision = 'rejected', reason = 'error', "
+                    "message = 'Interrupted', detail = 'the kiosk stopped before a decision', "
+                    "decided_ts = ? WHERE decision IS NULL",
+                    (_iso(datetime.now(UTC)),),
+                )
         except sqlite3.Error as err:
             conn.close()
             raise ConfigError(f"journal.path {self.path}: cannot use the journal ({err})") from err
@@ -171,8 +174,8 @@ class Journal:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._open_sync)
 
     def open_sync(self) -> None:
-        """Open from synchronous code (the export command)."""
-        self._pool.submit(self._open_sync).result()
+        """Open from synchronous code to read (the export command): no recovery."""
+        self._pool.submit(self._open_sync, False).result()
 
     def _close_sync(self) -> None:
         if self._conn is not None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from scanner.errors import redact
+from scanner.journald import journal_handler
 
 
 class RedactingFilter(logging.Filter):
@@ -24,13 +25,24 @@ class RedactingFilter(logging.Filter):
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(*, level: int = logging.INFO, file: Path | None = None) -> None:
-    """Logs to standard error, or to ``file`` when standard error is the kiosk's screen."""
+def setup_logging(
+    *, level: int = logging.INFO, file: Path | None = None, headless: bool = True
+) -> None:
+    """Logs to journald where there is one, else standard error, or ``file`` for the UI.
+
+    The UI never logs to standard error (it is the kiosk's screen): journald when
+    it runs, else ``file``. Headless logs go to journald when standard error is
+    already the journal (under systemd), else to standard error.
+    """
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     handler: logging.Handler
-    if file is not None:
+    journal = journal_handler(headless=headless)
+    if journal is not None:
+        journal.addFilter(RedactingFilter())
+        root.addHandler(journal)
+    elif file is not None:
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.handlers.RotatingFileHandler(
@@ -40,9 +52,10 @@ def setup_logging(*, level: int = logging.INFO, file: Path | None = None) -> Non
             handler = logging.NullHandler()
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    handler.addFilter(RedactingFilter())
-    root.addHandler(handler)
+    if journal is None:
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler.addFilter(RedactingFilter())
+        root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

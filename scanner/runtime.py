@@ -18,6 +18,7 @@ from scanner.budget import Bucket, Budget, BudgetLimits, Priority
 from scanner.config import Config, KeyboardSourceConfig
 from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
 from scanner.journal import Journal
+from scanner.metrics import Metrics, parse_listen
 from scanner.models import RawScan
 from scanner.offline import Catalog, Replayer
 from scanner.pipeline import Gate, ServerState, Validator
@@ -89,6 +90,9 @@ class Kiosk:
             live_wait_s=api.live_wait_s,
             on_offline_admission=self.replayer.wake,
         )
+        self.metrics = Metrics(queue_length=lambda: self.replayer.status.pending)
+        self.gate.subscribe(self.metrics.observe)
+        self._metrics_server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -119,6 +123,12 @@ class Kiosk:
             )
         self._tasks.append(asyncio.create_task(self._probe_loop(), name="server-probe"))
         self._tasks.append(asyncio.create_task(self.replayer.run(), name="replay"))
+        if self.config.metrics.listen:
+            host, port = parse_listen(self.config.metrics.listen)
+            try:
+                self._metrics_server = await self.metrics.serve(host, port, self)
+            except OSError as err:
+                _log.error("metrics: cannot listen on %s: %s", self.config.metrics.listen, err)
         if self.config.offline.policy == "allow-known":
             await self.catalog.load()
             self._tasks.append(asyncio.create_task(self.catalog.run(), name="catalog-sync"))
@@ -162,6 +172,10 @@ class Kiosk:
 
     async def stop(self) -> None:
         """Stop reading, let scans in flight finish (bounded), relay OFF, close everything."""
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            await self._metrics_server.wait_closed()
+            self._metrics_server = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

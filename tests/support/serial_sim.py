@@ -26,6 +26,9 @@ class PtyDevice:
         self.link = link
         self.master = -1
         self.slave = -1
+        # Held while a reader thread uses ``master``: a closed descriptor number can be
+        # reused at once by another file (a socket...), which must never be read.
+        self.fd_lock = threading.Lock()
         self.plug()
 
     def plug(self) -> None:
@@ -39,11 +42,12 @@ class PtyDevice:
     def unplug(self) -> None:
         """The cable is pulled: the name disappears and the port reports EOF/EIO."""
         self.link.unlink(missing_ok=True)
-        fds = (self.slave, self.master)
-        self.master = self.slave = -1
-        for fd in fds:
-            if fd >= 0:
-                os.close(fd)
+        with self.fd_lock:
+            fds = (self.slave, self.master)
+            self.master = self.slave = -1
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)
 
     def close(self) -> None:
         self.unplug()
@@ -113,17 +117,17 @@ class BoardSim(PtyDevice):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            fd = self.master
-            if fd < 0:
-                time.sleep(0.01)
-                continue
-            try:
-                ready, _, _ = select.select([fd], [], [], 0.05)
-                if not ready:
-                    continue
-                data = os.read(fd, 256)
-            except OSError:
-                time.sleep(0.01)
+            with self.fd_lock:
+                fd = self.master
+                data = b""
+                if fd >= 0:
+                    try:
+                        ready, _, _ = select.select([fd], [], [], 0.05)
+                        data = os.read(fd, 256) if ready else b""
+                    except OSError:
+                        data = b""
+            if fd < 0 or not data:
+                time.sleep(0.005)
                 continue
             now = time.monotonic()
             with self._cond:
@@ -132,10 +136,12 @@ class BoardSim(PtyDevice):
                 switches, reply = self.parse(self._buf)
                 self._record(switches, now)
             if reply:
-                try:
-                    os.write(fd, reply)
-                except OSError:
-                    pass
+                with self.fd_lock:
+                    if self.master == fd:
+                        try:
+                            os.write(fd, reply)
+                        except OSError:
+                            pass
 
     def wait_for(self, predicate: Callable[[BoardSim], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

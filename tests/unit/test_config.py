@@ -112,7 +112,8 @@ def test_api_key_sources_in_order(tmp_path: Path) -> None:
     env = {"PASSQR_API_KEY": "pqr_live_fromenv", "CREDENTIALS_DIRECTORY": str(creds)}
     assert load_api_key(with_file, env) == "pqr_live_fromenv"
     creds_env = {"CREDENTIALS_DIRECTORY": str(creds)}
-    assert load_api_key(with_file, creds_env) == "pqr_live_fromfile"
+    assert load_api_key(with_file, creds_env) == "pqr_live_fromcredential"
+    assert load_api_key(with_file, {}) == "pqr_live_fromfile"
     assert load_api_key(without_file, creds_env) == "pqr_live_fromcredential"
     with pytest.raises(ConfigError, match="no API key"):
         load_api_key(without_file, {})
