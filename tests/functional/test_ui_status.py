@@ -30,13 +30,13 @@ def test_offline_with_pending_uploads_and_last_sync() -> None:
 
 
 def test_never_synced_and_throttled() -> None:
-    line = text(GateStatus(server=ServerState.OK),
-                LinkStatus(policy="allow-known", throttled=True))
+    line = text(GateStatus(server=ServerState.OK), LinkStatus(policy="allow-known", throttled=True))
     assert line.startswith(" THROTTLED ")
     assert "Synced never" in line
 
 
 def test_halted_scanning_says_why() -> None:
-    line = text(GateStatus(server=ServerState.REJECTED_KEY, halted="API key rejected: bad"),
-                LinkStatus())
+    line = text(
+        GateStatus(server=ServerState.REJECTED_KEY, halted="API key rejected: bad"), LinkStatus()
+    )
     assert line == " SCANNING STOPPED  API key rejected: bad"
