@@ -360,6 +360,21 @@ def _check(config: Config, file: Path | None) -> None:
         allow_insecure_http=config.api.allow_insecure_http,
         where=_where(file, "api.base_url"),
     )
+    for i, source in enumerate(config.sources):
+        if not isinstance(source, CameraSourceConfig):
+            continue
+        where = _where(file, f"sources[{i}]")
+        if not (1 <= source.fps <= 240 and source.width >= 16 and source.height >= 16):
+            raise ConfigError(f"{where}: width, height and fps must be positive and sane")
+        if source.watchdog_s <= 0:
+            raise ConfigError(f"{where}.watchdog_s: must be positive")
+        if isinstance(source.device, str) and source.device.startswith("synthetic"):
+            from scanner.sources.synthetic import parse_synthetic_device
+
+            try:
+                parse_synthetic_device(source.device)
+            except ConfigError as err:
+                raise ConfigError(f"{where}.device: {err}") from err
     keyboards = [s for s in config.sources if isinstance(s, KeyboardSourceConfig)]
     if len(keyboards) > 1:
         raise ConfigError(f"{_where(file, 'sources')}: only one keyboard source can exist")

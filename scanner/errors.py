@@ -20,7 +20,10 @@ boundary only ever sees these::
      │         ├── NetworkError      DNS, refused, reset, TLS
      │         └── APITimeoutError   no answer within the timeout
      └── DeviceError                 a serial port, relay or camera failed
-          └── RelayError
+          ├── RelayError
+          ├── DecoderUnavailable     a decoder backend's library is missing (decode.base)
+          └── CaptureError           a camera cannot be opened or read (sources.capture)
+               └── CaptureUnavailable  its library (Picamera2) is missing
 
 No exception message ever contains the API key: the client never formats it
 into one, and :func:`redact` scrubs anything that looks like a key.

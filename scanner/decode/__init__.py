@@ -4,14 +4,35 @@
 ``zxing``, ``zbar`` and ``opencv`` are the libraries on their own. Backends load
 their library when built, so a missing one raises :class:`DecoderUnavailable`
 there and nowhere else.
+
+The exports load lazily, so the main CLI (which registers ``decode`` for every
+command) does not pay for importing numpy and OpenCV.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from scanner.decode.base import DecodedCode, Decoder, DecoderUnavailable, Gray
+if TYPE_CHECKING:
+    from scanner.decode.base import DecodedCode, Decoder, DecoderUnavailable, Gray
+
+_EXPORTS = {
+    "DecodedCode": "scanner.decode.base",
+    "Decoder": "scanner.decode.base",
+    "DecoderUnavailable": "scanner.decode.base",
+    "Gray": "scanner.decode.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def _zxing() -> Decoder:
@@ -46,7 +67,8 @@ BUILDERS: Final[Mapping[str, Callable[[], Decoder]]] = {
     "opencv": _opencv,
 }
 
-DECODER_NAMES: Final = tuple(BUILDERS)
+DECODER_NAMES: Final = ("auto", "zxing", "zbar", "opencv")
+"""The values of ``decoder = ...``; ``auto`` is the default."""
 
 
 def build_decoder(name: str) -> Decoder:

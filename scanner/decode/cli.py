@@ -17,12 +17,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
-from scanner.decode import DECODER_NAMES, DecoderUnavailable, Gray, build_decoder
+from scanner.decode import DECODER_NAMES
 from scanner.payload import printable
+
+if TYPE_CHECKING:
+    from scanner.decode import Gray
 
 PROG = "passqr-scanner decode"
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the chosen backend's library is missing
@@ -40,6 +41,9 @@ def read_gray(path: Path) -> Gray:
     Raises:
         UnreadableImage: with the reason.
     """
+    import cv2
+    import numpy as np
+
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -52,6 +56,8 @@ def read_gray(path: Path) -> Gray:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """Decode every image named; 0 if all could be read, 1 otherwise."""
+    from scanner.decode import DecoderUnavailable, build_decoder
+
     try:
         decoder = build_decoder(args.decoder)
     except DecoderUnavailable as err:

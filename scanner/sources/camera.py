@@ -421,10 +421,11 @@ class CameraSource(Source):
                 session.frames += 1
                 if session.stop.is_set():
                     return
-                self._queue.put(Frame(gray=gray, at=backend.timestamp(), seq=self.frames_captured))
-                self.frames_captured += 1
                 if self.state is not SourceState.READY:
                     self._set(SourceState.READY, "")
+                seq = self.frames_captured
+                self.frames_captured += 1
+                self._queue.put(Frame(gray=gray, at=backend.timestamp(), seq=seq))
         except CaptureError as err:
             session.error = err
         except Exception as err:  # noqa: BLE001 - a driver fault must end in a reopen, not a crash
