@@ -149,6 +149,7 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from scanner.decode.cli import add_decode_parser
     from scanner.doctor import add_doctor_parser
+    from scanner.manage.cli import add_manage_parsers
     from scanner.server.cli import add_server_parser
 
     parser = argparse.ArgumentParser(
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(func=cmd_relay_test)
 
     add_server_parser(sub)
+    add_manage_parsers(sub)
     add_doctor_parser(sub)
     add_decode_parser(sub)
     return parser

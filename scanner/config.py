@@ -173,6 +173,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StaffConfig:
+    pin: str | None = None
+    """A PIN staff type before staff mode (F4) opens; unset: no PIN."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -181,6 +187,7 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
     source_file: Path | None = None
     """Where this config was read from (not a TOML key)."""
 
@@ -302,6 +309,8 @@ def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
 
 
 def _check(config: Config, file: Path | None) -> None:
+    if config.staff.pin is not None and not config.staff.pin.strip():
+        raise ConfigError(f"{_where(file, 'staff.pin')}: an empty PIN; remove the key for none")
     if config.metrics.listen is not None:
         from scanner.metrics import parse_listen
 

@@ -40,6 +40,7 @@ from scanner.ui.screens import (
     RecentScansScreen,
     StartupErrorScreen,
 )
+from scanner.ui.staff import PIN_TRIES, StaffPinScreen, StaffScreen, staff_pin
 from scanner.ui.widgets import literal
 
 _log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class KioskApp(App[int]):
         Binding("f10,ctrl+q,ctrl+c", "request_quit", "Quit", priority=True),
     ]
 
+    STAFF_LOCK_S = 30.0
+    """How long staff mode stays locked after the PIN was wrong too often."""
     ERROR_EXIT_S = 30.0
     """How long the startup error stays on screen before the app exits."""
     HEARTBEAT_S = 1.0
@@ -95,6 +98,7 @@ class KioskApp(App[int]):
         self._watchdog = notify.Watchdog()
         self._watchdog_task: asyncio.Task[None] | None = None
         self._heartbeat = time.monotonic()
+        self._staff_locked_until = 0.0
 
     def get_default_screen(self) -> Screen[None]:
         return self.gate_screen
@@ -204,6 +208,34 @@ class KioskApp(App[int]):
     def action_recent_scans(self) -> None:
         if self.screen is self.gate_screen:
             self.push_screen(RecentScansScreen(self.kiosk))
+
+    def action_staff(self) -> None:
+        """F4: staff mode (find a pass, admit by hand), behind ``[staff] pin`` if set."""
+        if self.screen is not self.gate_screen:
+            return
+        pin = staff_pin(self.kiosk.config)
+        if pin is None:
+            self._open_staff()
+        elif time.monotonic() < self._staff_locked_until:
+            self.notify("Staff mode is locked for a moment: wrong PIN", severity="error")
+        else:
+            dialog = StaffPinScreen(pin)
+
+            def unlocked(ok: bool | None) -> None:
+                if ok:
+                    self._open_staff()
+                elif dialog.tries >= PIN_TRIES:
+                    self._staff_locked_until = time.monotonic() + self.STAFF_LOCK_S
+
+            self.push_screen(dialog, unlocked)
+
+    def _open_staff(self) -> None:
+        self.push_screen(StaffScreen(self.kiosk), self._staff_admit)
+
+    def _staff_admit(self, code: str | None) -> None:
+        """Staff chose to admit a pass: validated like any scan, journaled as manual."""
+        if code:
+            self.kiosk.submit(RawScan(source="staff", text=code, at=time.monotonic(), manual=True))
 
     def action_request_quit(self) -> None:
         screen = self.screen

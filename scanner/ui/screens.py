@@ -41,7 +41,7 @@ from scanner.ui.widgets import (
 
 _log = logging.getLogger(__name__)
 
-STAFF_KEYS = [("F2", "Enter code"), ("F3", "Recent scans"), ("F10", "Quit")]
+STAFF_KEYS = [("F2", "Enter code"), ("F3", "Recent scans"), ("F4", "Staff"), ("F10", "Quit")]
 
 
 class GateScreen(Screen[None]):
@@ -50,6 +50,7 @@ class GateScreen(Screen[None]):
     BINDINGS = [
         Binding("f2", "app.manual_entry", "Enter code"),
         Binding("f3", "app.recent_scans", "Recent scans"),
+        Binding("f4", "app.staff", "Staff"),
     ]
 
     STATUS_INTERVAL_S = 0.5

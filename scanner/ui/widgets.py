@@ -191,8 +191,7 @@ def link_content(status: GateStatus, link: LinkStatus) -> Content:
     elif link.throttled or status.server is ServerState.RATE_LIMITED:
         parts += [(" THROTTLED ", "reverse " + WARN), _SEP]
     parts += ["Offline policy ", (link.policy, WARN if link.policy == "allow-all" else "bold")]
-    parts += [_SEP, "Uploads ", (str(link.pending), WARN if link.pending else "bold"),
-              " pending"]
+    parts += [_SEP, "Uploads ", (str(link.pending), WARN if link.pending else "bold"), " pending"]
     if link.conflicts:
         parts += [", ", (f"{link.conflicts} disputed", BAD)]
     if link.policy == "allow-known":
