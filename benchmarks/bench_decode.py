@@ -13,8 +13,6 @@ A ``qrcode-7`` image counts when it yields a non-empty chunk of the merged text.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import machine  # noqa: E402 - benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,18 +44,6 @@ class Item:
         if self.part:
             return any(t and t in self.expected for t in texts)
         return self.expected in texts
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def load(root: Path, prefix: str) -> list[Item]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import machine as describe  # noqa: E402 - benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,19 +53,8 @@ CODES = (
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-        f"opencv {cv2.__version__}, load average {load:.2f} at start"
-    )
+    return f"{describe()}, opencv {cv2.__version__}, load average {load:.2f} at start"
 
 
 def pct(values: list[float], q: float) -> float:

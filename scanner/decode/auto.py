@@ -112,11 +112,7 @@ class AutoDecoder(Decoder):
                 )
                 if found:
                     return found
-            for decoder in self.fallbacks:
-                found = decoder.decode(gray)
-                if found:
-                    return found
-            return []
+            return self._fallbacks(gray)
         finally:
             self._count_errors()
 
@@ -157,13 +153,17 @@ class AutoDecoder(Decoder):
                 )[0]
             if found:
                 return found
-            for decoder in self.fallbacks:
-                found = decoder.decode(gray)
-                if found:
-                    return found
-            return []
+            return self._fallbacks(gray)
         finally:
             self._count_errors()
+
+    def _fallbacks(self, gray: Gray) -> list[DecodedCode]:
+        """The other backends, in order, when zxing-cpp found nothing."""
+        for decoder in self.fallbacks:
+            found = decoder.decode(gray)
+            if found:
+                return found
+        return []
 
     def _rescue(self, zx: ZxingDecoder, gray: Gray, misses: list[Box]) -> list[DecodedCode]:
         height, width = gray.shape[:2]
