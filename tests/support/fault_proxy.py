@@ -19,11 +19,18 @@ fault never leaks into the next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError, asyncio.CancelledError):
+        await writer.wait_closed()
 
 
 @dataclass
@@ -60,7 +67,14 @@ class FaultProxy:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            # Requests still held (a delay fault) are ended, so their sockets get closed.
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if self._server is not None:
                 await self._server.wait_closed()
+            await asyncio.sleep(0.05)  # let the transports' connection_lost callbacks run
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -102,7 +116,7 @@ class FaultProxy:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            writer.close()
+            await _close(writer)
             return
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
@@ -123,8 +137,7 @@ class FaultProxy:
         except (ConnectionError, OSError):
             pass
         finally:
-            if not writer.is_closing():
-                writer.close()
+            await _close(writer)
 
     async def _apply(
         self,
@@ -191,7 +204,7 @@ class FaultProxy:
             await writer.drain()
             return await reader.read()
         finally:
-            writer.close()
+            await _close(writer)
 
     @staticmethod
     async def _answer(
