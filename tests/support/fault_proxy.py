@@ -19,7 +19,6 @@ fault never leaks into the next request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
 import threading
@@ -27,10 +26,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
+async def _close(writer: asyncio.StreamWriter, writers: set[asyncio.StreamWriter]) -> None:
+    # No wait_closed(): the transport closes in a callback that ``stop`` lets run.
     writer.close()
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        await writer.wait_closed()
+    writers.discard(writer)
 
 
 @dataclass
@@ -55,6 +54,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
         self._lock = threading.Lock()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     # -- control, from the test's thread ---------------------------------------------
 
@@ -68,13 +68,18 @@ class FaultProxy:
             if self._server is not None:
                 self._server.close()
             # Requests still held (a delay fault) are ended, so their sockets get closed.
-            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            for _ in range(20):
+                pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not pending:
+                    break
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            for writer in list(self._writers):
+                writer.transport.abort()
             if self._server is not None:
                 await self._server.wait_closed()
-            await asyncio.sleep(0.05)  # let the transports' connection_lost callbacks run
+            await asyncio.sleep(0.1)  # let the transports' connection_lost callbacks run
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -107,16 +112,19 @@ class FaultProxy:
 
         self._loop.run_until_complete(serve())
         self._loop.run_forever()
+        # Callbacks scheduled by the last closes run before the loop is closed.
+        self._loop.run_until_complete(asyncio.sleep(0.05))
 
     def _next_fault(self) -> str:
         with self._lock:
             return self.plan.popleft() if self.plan else self.default
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            await _close(writer)
+            await _close(writer, self._writers)
             return
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
@@ -137,7 +145,7 @@ class FaultProxy:
         except (ConnectionError, OSError):
             pass
         finally:
-            await _close(writer)
+            await _close(writer, self._writers)
 
     async def _apply(
         self,
@@ -199,12 +207,13 @@ class FaultProxy:
             "Connection: close\r\n" + "".join(h + "\r\n" for h in kept) + "\r\n"
         )
         reader, writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers.add(writer)
         try:
             writer.write(request.encode("latin-1") + body)
             await writer.drain()
             return await reader.read()
         finally:
-            await _close(writer)
+            await _close(writer, self._writers)
 
     @staticmethod
     async def _answer(
