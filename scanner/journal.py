@@ -49,7 +49,6 @@ CREATE TABLE IF NOT EXISTS scans (
 );
 CREATE INDEX IF NOT EXISTS scans_ts ON scans (ts);
 CREATE INDEX IF NOT EXISTS scans_code ON scans (code);
-CREATE INDEX IF NOT EXISTS scans_replay ON scans (replay_state) WHERE replay_state IS NOT NULL;
 CREATE TABLE IF NOT EXISTS pass_cache (   -- the offline copy of the passes (allow-known)
     code          TEXT PRIMARY KEY,
     id            TEXT,
@@ -63,6 +62,10 @@ CREATE TABLE IF NOT EXISTS pass_cache (   -- the offline copy of the passes (all
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+
+_REPLAY_INDEX = (
+    "CREATE INDEX IF NOT EXISTS scans_replay ON scans (replay_state) WHERE replay_state IS NOT NULL"
+)
 
 #: Columns added after the first release, added in place to older journals.
 _LATER_COLUMNS = {
@@ -148,12 +151,13 @@ class Journal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA.split("CREATE INDEX IF NOT EXISTS scans_replay")[0])
+            conn.executescript(_SCHEMA)
             have = {row[1] for row in conn.execute("PRAGMA table_info(scans)")}
             for column, decl in _LATER_COLUMNS.items():
                 if column not in have:
                     conn.execute(f"ALTER TABLE scans ADD COLUMN {column} {decl}")
-            conn.executescript(_SCHEMA)
+            # Indexes on columns an older journal may only just have gained.
+            conn.execute(_REPLAY_INDEX)
             # A scan with no decision was cut short (kill -9, power cut): nothing was
             # admitted for it, and it must not stay undecided for ever. Only the kiosk
             # that owns the journal does this: a reader (export) must not touch a scan

@@ -188,6 +188,11 @@ class Page(Generic[T]):
     limit: int
     total: int
 
+    @property
+    def is_last(self) -> bool:
+        """No page after this one: it came back empty, or it reaches ``total``."""
+        return not self.items or self.page * max(self.limit, 1) >= self.total
+
 
 class Reason(enum.StrEnum):
     """Why a decision went the way it did; the journal and the JSON lines use these words."""

@@ -136,7 +136,7 @@ class Catalog:
             await self.budget.acquire(Bucket.READ, Priority.BACKGROUND)
             result = await self.client.list_passes(page=page, limit=PAGE_LIMIT)
             passes.extend(p.to_json() for p in result.items)
-            if not result.items or page * result.limit >= result.total:
+            if result.is_last:
                 break
             page += 1
         now = datetime.now(UTC)

@@ -158,8 +158,7 @@ class Remote:
         while True:
             result = await self.call(Bucket.READ, functools.partial(fetch, page, limit))
             yield result
-            size = max(result.limit, 1)
-            if not result.items or page * size >= result.total:
+            if result.is_last:
                 return
             page += 1
 

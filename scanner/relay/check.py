@@ -34,9 +34,7 @@ def relay_off(config: RelayConfig, say: Callable[[str], None]) -> int:
     ok = relay.state is RelayState.OFF
     for line in _transcript(relay):
         say(line)
-    release = getattr(relay, "_release", None)
-    if release is not None:
-        release()
+    relay._release()
     say(f"relay {relay.description}: {'OFF' if ok else 'FAILED to switch OFF'}")
     return 0 if ok else 1
 
