@@ -8,11 +8,14 @@ only inside an :class:`httpx.Auth` whose ``repr`` hides it.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import email.utils
 import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,12 @@ _log = logging.getLogger(__name__)
 
 _MAX_MESSAGE = 200
 
+#: PassQR's limits are per minute: no Retry-After needs to close a bucket for longer.
+RETRY_AFTER_CAP_S = 60.0
+
+#: What :meth:`PassQRClient.honours_idempotency` validates: never a pass code.
+IDEMPOTENCY_PROBE_CODE = "PASSQR-SCANNER-IDEMPOTENCY-PROBE"
+
 
 class _BearerAuth(httpx.Auth):
     """Adds the bearer header; its repr never shows the key."""
@@ -56,7 +65,7 @@ class _BearerAuth(httpx.Auth):
 
 
 def _retry_after(value: str | None) -> float:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); at least 1."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), 1 to 60."""
     if not value:
         return 1.0
     try:
@@ -69,7 +78,7 @@ def _retry_after(value: str | None) -> float:
         seconds = when.timestamp() - time.time()
     if math.isnan(seconds) or math.isinf(seconds):
         return 1.0
-    return min(max(seconds, 1.0), 3600.0)
+    return min(max(seconds, 1.0), RETRY_AFTER_CAP_S)
 
 
 def _short(text: str) -> str:
@@ -83,7 +92,9 @@ class PassQRClient:
     Args:
         base_url: API root, e.g. ``https://passqr.com/api/v1``.
         api_key: the bearer key; kept out of every repr, log and exception.
-        timeout_s: the whole-request budget of one try.
+        timeout_s: the whole-request deadline of one try: connecting, sending and
+            reading the full answer (httpx's own timeouts are per read, so a server
+            that drips its answer a byte at a time would otherwise hold a scan).
         allow_insecure_http: allow ``http://`` to a host that is not loopback.
         ca_file: an extra CA bundle; TLS is always verified.
         transport: an httpx transport (tests use :class:`httpx.MockTransport`
@@ -105,6 +116,7 @@ class PassQRClient:
     ) -> None:
         check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.base_url = base_url.rstrip("/")
+        self._deadline_s = timeout_s
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
@@ -140,12 +152,30 @@ class PassQRClient:
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._decode(
+            await self._send(method, path, body=body, params=params, key=idempotency_key)
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        key: str | None,
+    ) -> httpx.Response:
+        headers = {"Idempotency-Key": key} if key else None
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = await self._http.request(
-                method, path.lstrip("/"), json=body, params=query, headers=headers
-            )
+            async with asyncio.timeout(self._deadline_s):
+                return await self._http.request(
+                    method, path.lstrip("/"), json=body, params=query, headers=headers
+                )
+        except TimeoutError as err:
+            raise APITimeoutError(
+                f"no full answer from {self.base_url} within {self._deadline_s:g} s"
+            ) from err
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as err:
             raise APITimeoutError(
                 f"cannot connect to {self.base_url} in time", maybe_delivered=False
@@ -160,7 +190,6 @@ class PassQRClient:
         except httpx.TransportError as err:
             reason = _short(str(err)) or type(err).__name__
             raise NetworkError(f"connection to {self.base_url} lost: {reason}") from err
-        return self._decode(response)
 
     def _decode(self, response: httpx.Response) -> Any:
         status = response.status_code
@@ -251,10 +280,30 @@ class PassQRClient:
         Raises:
             APIError: any subclass; never for a denial (denials are results).
         """
-        payload = await self._request(
-            "POST", "/validate", body={"code": code}, idempotency_key=idempotency_key
+        response = await self._send(
+            "POST", "/validate", body={"code": code}, params=None, key=idempotency_key
         )
-        return parse_validation(payload)
+        result = parse_validation(self._decode(response))
+        if response.headers.get("idempotent-replayed", "").lower() == "true":
+            result = dataclasses.replace(result, replayed=True)
+        return result
+
+    async def honours_idempotency(self) -> bool:
+        """Whether the server honours ``Idempotency-Key`` on ``POST /validate``.
+
+        Asks about :data:`IDEMPOTENCY_PROBE_CODE`, which can never be a pass code
+        (so nothing is used), with a fresh key: a server that honours keys echoes
+        it (the local server and the hub do, as Stripe does).
+
+        Raises:
+            APIError: the server could not be asked.
+        """
+        key = str(uuid.uuid4())
+        response = await self._send(
+            "POST", "/validate", body={"code": IDEMPOTENCY_PROBE_CODE}, params=None, key=key
+        )
+        self._decode(response)
+        return bool(response.headers.get("idempotency-key") == key)
 
     # -- passes -----------------------------------------------------------------------
 

@@ -164,6 +164,13 @@ class RelayConfig:
 @dataclass(frozen=True, kw_only=True)
 class JournalConfig:
     path: Path = Path("/var/lib/passqr-scanner/journal.sqlite3")
+    min_free_kb: int = 10240
+    """Below this much free space on the journal's filesystem no scan is sent to the
+    server: the rows of admissions under way always fit."""
+    keep_days: int = 90
+    """Decided rows older than this are pruned (0: never); staff's open cases are kept."""
+    max_rows: int = 1_000_000
+    """At most this many rows; the oldest decided ones are pruned first."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,6 +325,9 @@ def _check(config: Config, file: Path | None) -> None:
             parse_listen(config.metrics.listen)
         except ConfigError as err:
             raise ConfigError(f"{file}: {err}" if file else str(err)) from err
+    for key, low in (("min_free_kb", 0), ("keep_days", 0), ("max_rows", 1000)):
+        if getattr(config.journal, key) < low:
+            raise ConfigError(f"{_where(file, 'journal.' + key)}: must be at least {low}")
     if config.offline.sync_interval_s < 10:
         raise ConfigError(f"{_where(file, 'offline.sync_interval_s')}: at least 10 seconds")
     for key in ("validate_per_min", "read_per_min", "write_per_min"):

@@ -1,9 +1,21 @@
 """The local journal: one SQLite row per physical scan, written before anything moves.
 
-A scan row is committed (WAL, ``synchronous=FULL``: fsync'd) before the relay
-is touched or the screen shows a result, then completed with the decision. A
-row whose decision is still empty after a crash is a scan that was never
-decided. All sqlite work runs on one dedicated thread, never on the event loop.
+A scan row is committed (WAL, ``synchronous=FULL``: fsync'd) as soon as the scan
+is read, before it waits for its turn; it is marked ``asked`` (committed) just
+before its validation is sent, and completed with the decision before the relay
+is touched or the screen shows a result. So a row whose decision is still empty
+after a crash tells which of two things happened:
+
+- ``asked = 0``: the server never heard of the scan; nothing was used or admitted.
+- ``asked = 1``: the server may have counted a use that nobody saw. The row is
+  closed as "pass may have been used" with ``replay_state = 'reconcile'``, and
+  the kiosk asks again with the scan's own ``Idempotency-Key`` (a server that
+  honours it answers its stored first answer and counts nothing more), or, when
+  the server is not known to honour it, leaves it ``unverified`` for staff.
+
+Old rows are pruned (``keep_days``, ``max_rows``) except those staff still need
+(pending replays, conflicts, counted and unverified scans). All sqlite work runs
+on one dedicated thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from scanner.errors import ConfigError
+from scanner.csvsafe import csv_field
+from scanner.errors import ConfigError, ScannerError
 from scanner.models import Decision, Scan
 
 T = TypeVar("T")
@@ -45,7 +59,9 @@ CREATE TABLE IF NOT EXISTS scans (
     replay_state  TEXT,                   -- offline admissions: pending | done | conflict
     replay_result TEXT,                   -- what the server said on replay
     replay_ts     TEXT,
-    replay_tries  INTEGER NOT NULL DEFAULT 0
+    replay_tries  INTEGER NOT NULL DEFAULT 0,
+    asked         INTEGER NOT NULL DEFAULT 0, -- 1 once a validation may have been sent
+    relay_fault   TEXT                    -- an admission whose door did not open
 );
 CREATE INDEX IF NOT EXISTS scans_ts ON scans (ts);
 CREATE INDEX IF NOT EXISTS scans_code ON scans (code);
@@ -73,7 +89,20 @@ _LATER_COLUMNS = {
     "replay_result": "TEXT",
     "replay_ts": "TEXT",
     "replay_tries": "INTEGER NOT NULL DEFAULT 0",
+    "asked": "INTEGER NOT NULL DEFAULT 0",
+    "relay_fault": "TEXT",
 }
+
+#: Replay states staff still have to see: never pruned.
+KEPT_STATES = ("pending", "conflict", "reconcile", "counted", "unverified")
+
+INTERRUPTED_UNASKED = "the kiosk stopped before asking the server: nothing was used"
+INTERRUPTED_ASKED = "Interrupted: pass may have been used"
+
+
+class JournalFullError(ScannerError):
+    """The journal's disk is below its reserve: no new admission may start."""
+
 
 EXPORT_COLUMNS = (
     "ts",
@@ -94,6 +123,7 @@ EXPORT_COLUMNS = (
     "replay_state",
     "replay_result",
     "replay_ts",
+    "relay_fault",
 )
 
 #: The pass fields the offline copy keeps.
@@ -163,18 +193,14 @@ class Journal:
             # that owns the journal does this: a reader (export) must not touch a scan
             # that a running kiosk is still deciding.
             if recover:
-                conn.execute(
-                    "UPDATE scans SET decision = 'rejected', reason = 'error', "
-                    "message = 'Interrupted', detail = 'the kiosk stopped before a decision', "
-                    "decided_ts = ? WHERE decision IS NULL",
-                    (_iso(datetime.now(UTC)),),
-                )
+                _close_interrupted(conn)
         except sqlite3.Error as err:
             conn.close()
             raise ConfigError(f"journal.path {self.path}: cannot use the journal ({err})") from err
         self._conn = conn
 
     async def open(self) -> None:
+        """Open (creating the file) and close every scan a previous run left undecided."""
         await asyncio.get_running_loop().run_in_executor(self._pool, self._open_sync)
 
     def open_sync(self) -> None:
@@ -223,12 +249,50 @@ class Journal:
 
         await self._run(write)
 
+    async def close_undecided(self) -> None:
+        """Close the rows of scans stopped before their decision (on shutdown)."""
+        await self._run(_close_interrupted)
+
+    async def mark_asked(self, scan_id: str, min_free_bytes: int = 0) -> None:
+        """Commit that this scan's validation is about to be sent.
+
+        Raises:
+            JournalFullError: the journal's disk has less than ``min_free_bytes``
+                free: the scan must not be sent (its decision row might not fit).
+            sqlite3.Error: the mark could not be written.
+        """
+
+        def write(conn: sqlite3.Connection) -> None:
+            free = self._free_bytes()
+            if free < min_free_bytes:
+                raise JournalFullError(
+                    f"journal disk has {free // 1024} KB free, below the reserve of "
+                    f"{min_free_bytes // 1024} KB (journal.min_free_kb)"
+                )
+            conn.execute("UPDATE scans SET asked = 1 WHERE scan_id = ?", (scan_id,))
+
+        await self._run(write)
+
+    def _free_bytes(self) -> int:
+        st = os.statvfs(self.path.parent)
+        return st.f_bavail * st.f_frsize
+
+    async def free_bytes(self) -> int:
+        """Free space on the journal's filesystem (for an unprivileged writer)."""
+        return await self._run(lambda _conn: self._free_bytes())
+
     async def record_decision(self, decision: Decision, decided_ts: datetime) -> None:
+        """Complete a scan's row; durable when this returns.
+
+        Raises:
+            sqlite3.Error: not written (a full disk): nothing may act on the decision.
+        """
+
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE scans SET decision = ?, reason = ?, message = ?, detail = ?, holder = ?, "
-                "latency_ms = ?, offline = ?, decided_ts = ?, replay_state = ? "
-                "WHERE scan_id = ?",
+                "latency_ms = ?, offline = ?, decided_ts = ?, replay_state = ?, "
+                "relay_fault = ? WHERE scan_id = ?",
                 (
                     "accepted" if decision.accepted else "rejected",
                     decision.reason.value,
@@ -239,6 +303,7 @@ class Journal:
                     int(decision.offline),
                     _iso(decided_ts),
                     "pending" if decision.accepted and decision.offline else None,
+                    decision.relay_fault,
                     decision.scan.id,
                 ),
             )
@@ -247,14 +312,16 @@ class Journal:
 
     # -- offline admissions and their replay ---------------------------------------------
 
-    async def pending_replays(self, limit: int = 20) -> list[tuple[str, str]]:
+    async def pending_replays(
+        self, limit: int = 20, *, code: str | None = None
+    ) -> list[tuple[str, str]]:
         """(scan_id, code) of offline admissions the server has not heard of, oldest first."""
 
         def read(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             rows = conn.execute(
                 "SELECT scan_id, code FROM scans WHERE replay_state = 'pending' "
-                "ORDER BY id LIMIT ?",
-                (limit,),
+                "AND (? IS NULL OR code = ?) ORDER BY id LIMIT ?",
+                (code, code, limit),
             ).fetchall()
             return [(str(a), str(b)) for a, b in rows]
 
@@ -278,11 +345,82 @@ class Journal:
                 "SELECT replay_state, COUNT(*) FROM scans WHERE replay_state IS NOT NULL "
                 "GROUP BY replay_state"
             ).fetchall()
-            counts = {"pending": 0, "done": 0, "conflict": 0}
+            counts = {state: 0 for state in ("done", *KEPT_STATES)}
             counts.update({str(k): int(v) for k, v in rows})
             return counts
 
         return await self._run(read)
+
+    async def reconcile_rows(self, limit: int = 20) -> list[tuple[str, str]]:
+        """(scan_id, code) of interrupted scans the server may have counted, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT scan_id, code FROM scans WHERE replay_state = 'reconcile' "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [(str(a), str(b)) for a, b in rows]
+
+        return await self._run(read)
+
+    async def finish_reconcile(self, scan_id: str, state: str, result: str, detail: str) -> None:
+        """What asking again about an interrupted scan showed (counted, done, unverified)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE scans SET replay_state = ?, replay_result = ?, replay_ts = ?, "
+                "detail = ?, replay_tries = replay_tries + 1 WHERE scan_id = ?",
+                (state, result, _iso(datetime.now(UTC)), detail, scan_id),
+            )
+
+        await self._run(write)
+
+    async def remember(self, key: str, value: str) -> None:
+        """Keep a small fact across restarts (``meta`` table)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+        await self._run(write)
+
+    async def recall(self, key: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(read)
+
+    async def prune(self, *, keep_days: int, max_rows: int, now: datetime) -> int:
+        """Delete decided rows older than ``keep_days`` (0: keep) and beyond ``max_rows``.
+
+        Rows staff still need (:data:`KEPT_STATES`) are never deleted. SQLite reuses
+        the freed pages, so a journal that is pruned stops growing.
+
+        Returns:
+            how many rows were deleted.
+        """
+        kept = ", ".join(f"'{s}'" for s in KEPT_STATES)
+        prunable = f"decision IS NOT NULL AND COALESCE(replay_state, '') NOT IN ({kept})"
+
+        def write(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            if keep_days > 0:
+                cutoff = _iso(now - timedelta(days=keep_days))
+                cur = conn.execute(f"DELETE FROM scans WHERE ts < ? AND {prunable}", (cutoff,))
+                deleted += cur.rowcount
+            (total,) = conn.execute("SELECT COUNT(*) FROM scans").fetchone()
+            excess = int(total) - max_rows
+            if excess > 0:
+                cur = conn.execute(
+                    f"DELETE FROM scans WHERE id IN (SELECT id FROM scans WHERE {prunable} "
+                    "ORDER BY id LIMIT ?)",
+                    (excess,),
+                )
+                deleted += cur.rowcount
+            return deleted
+
+        return await self._run(write)
 
     async def unconfirmed_offline_admissions(self, code: str) -> int:
         """Offline admissions of a code the server has not confirmed yet."""
@@ -362,6 +500,21 @@ class Journal:
 
         return await self._run(read)
 
+    async def last_admission(self, code: str) -> dict[str, Any] | None:
+        """The newest accepted row of a code (for "used 20 s ago at North gate 1")."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            return next(
+                _rows(
+                    conn,
+                    "WHERE code = ? AND decision = 'accepted' ORDER BY id DESC LIMIT 1",
+                    (code,),
+                ),
+                None,
+            )
+
+        return await self._run(read)
+
     async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             return list(_rows(conn, "ORDER BY id DESC LIMIT ?", (limit,)))
@@ -386,7 +539,7 @@ class Journal:
         for row in rows:
             buf.seek(0)
             buf.truncate()
-            writer.writerow(row)
+            writer.writerow({k: csv_field(v) for k, v in row.items()})
             yield buf.getvalue()
 
 
@@ -398,6 +551,25 @@ def _rows(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> Itera
         row["manual"] = bool(row["manual"])
         row["offline"] = bool(row["offline"])
         yield row
+
+
+def _close_interrupted(conn: sqlite3.Connection) -> None:
+    """Decide every row a previous run left undecided (see the module docstring)."""
+    now = _iso(datetime.now(UTC))
+    conn.execute(
+        "UPDATE scans SET decision = 'rejected', reason = 'error', message = 'Interrupted', "
+        "detail = ?, decided_ts = ? WHERE decision IS NULL AND asked = 0",
+        (INTERRUPTED_UNASKED, now),
+    )
+    conn.execute(
+        "UPDATE scans SET decision = 'rejected', reason = 'error', message = ?, detail = ?, "
+        "decided_ts = ?, replay_state = 'reconcile' WHERE decision IS NULL AND asked = 1",
+        (
+            INTERRUPTED_ASKED,
+            "the kiosk stopped while asking the server; the door did not open",
+            now,
+        ),
+    )
 
 
 def start_of_today(now: datetime) -> datetime:

@@ -147,6 +147,7 @@ class Metrics:
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
         self.scans: dict[tuple[str, str], int] = {}
+        self.relay_faults = 0
         self.latency = Histogram(buckets)
         self.queue_length = queue_length or (lambda: 0)
 
@@ -155,6 +156,8 @@ class Metrics:
         key = ("accepted" if decision.accepted else "rejected", decision.reason.value)
         self.scans[key] = self.scans.get(key, 0) + 1
         self.latency.observe(max(decision.latency_ms, 0.0) / 1000)
+        if decision.relay_fault:
+            self.relay_faults += 1
 
     def render(self, kiosk: Kiosk | None = None) -> str:
         """The exposition text; device and server figures need the running ``kiosk``."""
@@ -162,6 +165,9 @@ class Metrics:
         p = "passqr_"
         out.family(p + "build_info", "gauge", "The scanner's version.")
         out.sample(p + "build_info", 1, [("version", __version__)])
+
+        out.family(p + "relay_faults_total", "counter", "Admissions whose door did not open.")
+        out.sample(p + "relay_faults_total", self.relay_faults)
 
         out.family(p + "scans_total", "counter", "Decided scans by decision and reason.")
         keys = set(self.scans)

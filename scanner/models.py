@@ -173,6 +173,8 @@ class ValidationResult:
     message: str
     pass_: PassInfo | None = None
     template: TemplateInfo | None = None
+    replayed: bool = False
+    """The server answered with its stored first answer to this ``Idempotency-Key``."""
 
     @property
     def admitted(self) -> bool:
@@ -280,6 +282,8 @@ class Decision:
     uses_left: int | None = None
     offline: bool = False
     latency_ms: float = 0.0
+    relay_fault: str | None = None
+    """An admission whose door did not open: the relay's fault, for staff to admit by hand."""
 
     def to_json(self) -> dict[str, Any]:
         """The headless JSON line; keys are a contract for scripts."""
@@ -293,4 +297,5 @@ class Decision:
             "holder": self.holder,
             "offline": self.offline,
             "latency_ms": round(self.latency_ms, 2),
+            "relay_fault": self.relay_fault,
         }

@@ -8,6 +8,11 @@ offline is not admitted again offline until the server has confirmed it.
 admission is queued in the journal and replayed, with the scan's original
 ``Idempotency-Key``, as soon as the server answers again; a replay the server
 disagrees with (used, revoked...) is recorded and shown to staff.
+
+The same loop settles scans a crash interrupted after their validation may have
+been sent (``replay_state = 'reconcile'``, see :mod:`scanner.journal`): it asks
+again with the scan's own key when the server is known to honour keys, and
+otherwise leaves them ``unverified`` for staff, never a flat "not admitted".
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ PAGE_LIMIT = 100
 
 
 class OfflineClient(Protocol):
+    base_url: str
+
     async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
+
+    async def honours_idempotency(self) -> bool: ...
 
     async def list_passes(
         self,
@@ -165,6 +174,24 @@ class ReplayStatus:
     done: int = 0
     conflicts: int = 0
     last_conflict: str = ""
+    to_check: int = 0
+    """Interrupted scans not settled yet (``reconcile``)."""
+    counted: int = 0
+    """Interrupted scans the server counted: the guest was not let in."""
+    unverified: int = 0
+    """Interrupted scans a server without idempotency cannot settle."""
+
+    @property
+    def for_staff(self) -> int:
+        """Scans staff must look at: conflicts and interrupted scans that may have used a pass."""
+        return self.conflicts + self.counted + self.unverified
+
+
+COUNTED_DETAIL = "the server counted this scan's use but the door did not open: admit by hand"
+UNVERIFIED_DETAIL = (
+    "the kiosk stopped while asking a server that does not honour Idempotency-Key: "
+    "the pass may have been used; staff, please check"
+)
 
 
 class Replayer:
@@ -189,6 +216,9 @@ class Replayer:
         self._wake = asyncio.Event()
         self._on_conflict = on_conflict
         self._backoff = 1.0
+        # One sender at a time: a row is never sent by the loop and by a live scan at once.
+        self._sending = asyncio.Lock()
+        self._honours_key: bool | None = None
 
     def wake(self) -> None:
         """A new offline admission, or the server answered again: try now."""
@@ -199,10 +229,77 @@ class Replayer:
         self.status.pending = counts["pending"]
         self.status.done = counts["done"]
         self.status.conflicts = counts["conflict"]
+        self.status.to_check = counts["reconcile"]
+        self.status.counted = counts["counted"]
+        self.status.unverified = counts["unverified"]
+
+    async def replay_code(self, code: str) -> bool:
+        """Send this code's pending offline admissions now (before a live scan of it).
+
+        Returns:
+            True when none is left pending.
+        """
+        async with self._sending:
+            reached = await self._replay(await self.journal.pending_replays(code=code))
+        await self.refresh_counts()
+        return reached and not await self.journal.unconfirmed_offline_admissions(code)
 
     async def replay_once(self) -> bool:
-        """Replay what is pending; False when the server could not be reached."""
-        for scan_id, code in await self.journal.pending_replays():
+        """Replay what is pending and settle interrupted scans; False when the server
+        could not be reached."""
+        async with self._sending:
+            reached = await self._replay(await self.journal.pending_replays())
+            if reached:
+                reached = await self._reconcile()
+        await self.refresh_counts()
+        return reached
+
+    async def _reconcile(self) -> bool:
+        rows = await self.journal.reconcile_rows()
+        if not rows:
+            return True
+        try:
+            honours = await self._server_honours_key()
+        except APIError as err:
+            _log.info("interrupted scans not settled yet: %s", err.message)
+            return False
+        for scan_id, code in rows:
+            if not honours:
+                await self.journal.finish_reconcile(
+                    scan_id, "unverified", "unknown", UNVERIFIED_DETAIL
+                )
+                _log.warning("interrupted scan of %s may have used the pass", code)
+                continue
+            await self.budget.acquire(Bucket.VALIDATE, Priority.BACKGROUND)
+            try:
+                result = await self.client.validate(code, idempotency_key=scan_id)
+            except APIError as err:
+                _log.info("interrupted scan of %s not settled yet: %s", code, err.message)
+                return False
+            if result.outcome is ValidationOutcome.VALID:
+                await self.journal.finish_reconcile(
+                    scan_id, "counted", result.result, COUNTED_DETAIL
+                )
+                _log.warning("interrupted scan of %s: %s", code, COUNTED_DETAIL)
+            else:
+                detail = f"interrupted; the server did not count it ({result.result})"
+                await self.journal.finish_reconcile(scan_id, "done", result.result, detail)
+        return True
+
+    async def _server_honours_key(self) -> bool:
+        """Known from an earlier run (the journal), else asked once."""
+        if self._honours_key is None:
+            remembered = await self.journal.recall(f"idempotency:{self.client.base_url}")
+            if remembered is None:
+                await self.budget.acquire(Bucket.VALIDATE, Priority.BACKGROUND)
+                honours = await self.client.honours_idempotency()
+                remembered = "yes" if honours else "no"
+                await self.journal.remember(f"idempotency:{self.client.base_url}", remembered)
+            self._honours_key = remembered == "yes"
+        return self._honours_key
+
+    async def _replay(self, rows: list[tuple[str, str]]) -> bool:
+        for scan_id, code in rows:
             await self.budget.acquire(Bucket.VALIDATE, Priority.BACKGROUND)
             try:
                 result = await self.client.validate(code, idempotency_key=scan_id)
@@ -222,7 +319,6 @@ class Replayer:
                 await self.journal.finish_replay(scan_id, "done", result.result)
             else:
                 await self._conflict(scan_id, code, result.result)
-        await self.refresh_counts()
         return True
 
     async def _conflict(self, scan_id: str, code: str, said: str) -> None:
@@ -236,15 +332,14 @@ class Replayer:
     async def run(self) -> None:
         await self.refresh_counts()
         while True:
-            if self.status.pending:
+            if self.status.pending or self.status.to_check:
                 reached = await self.replay_once()
-                await self.refresh_counts()
                 if reached:
                     self._backoff = 1.0
                 else:
                     self._backoff = min(self._backoff * 2, 30.0)
             self._wake.clear()
-            delay = self._backoff if self.status.pending else 30.0
+            delay = self._backoff if self.status.pending or self.status.to_check else 30.0
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
             # that arrives together with the wake-up.
             with contextlib.suppress(TimeoutError):

@@ -75,9 +75,14 @@ def normalise(payload: str) -> str:
     return code
 
 
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def printable(text: str, limit: int = 80) -> str:
     """A payload made safe to show or log: control characters escaped, length capped."""
-    out = "".join(
-        ch if unicodedata.category(ch)[0] != "C" else f"\\x{ord(ch):02x}" for ch in text[:limit]
-    )
+    out = "".join(ch if unicodedata.category(ch)[0] != "C" else _escape(ch) for ch in text[:limit])
     return out + ("…" if len(text) > limit else "")

@@ -5,10 +5,14 @@ For every payload a source reads:
 1. normalise it (junk is refused here, without spending an API call);
 2. drop it if the same code was seen within ``repeat_ignore_s`` or is still
    being validated (a phone held at a scanner must not burn a pass's uses);
-3. commit the scan to the journal (nothing moves before that);
-4. validate it with PassQR, the scan's UUID as ``Idempotency-Key``;
-5. pulse the relay for an admission, tell the listeners (screen, JSON
-   lines), and complete the journal row.
+3. commit the scan to the journal at once, before it waits for its turn
+   (a ``kill -9`` loses no scan that was read);
+4. in its turn: send this pass's own pending offline admissions first, check the
+   journal's disk reserve, mark the row ``asked`` and validate it with PassQR,
+   the scan's UUID as ``Idempotency-Key``, within one total deadline per try;
+5. commit the decision, then pulse the relay for an admission (never for a
+   decision the journal does not hold), then tell the listeners (screen, JSON
+   lines). A relay that fails is part of the decision: staff admit by hand.
 
 A failure at any step becomes a rejection with a reason; nothing here raises
 into the sources or the UI.
@@ -17,11 +21,13 @@ into the sources or the UI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,7 +43,7 @@ from scanner.errors import (
     ServerError,
     TransportError,
 )
-from scanner.journal import Journal, start_of_today
+from scanner.journal import Journal, JournalFullError, start_of_today
 from scanner.models import (
     REASON_TEXT,
     Decision,
@@ -85,7 +91,14 @@ class GateStatus:
     policy: str = "deny"
     halted: str = ""
     """Why scanning stopped (a rejected key or plan); empty while scanning."""
+    journal_fault: str = ""
+    """Why the journal cannot take admissions (disk below its reserve, a write failed)."""
+    relay_faults: int = 0
+    """Admissions whose door did not open (since start)."""
 
+
+#: The headline of an admission whose relay failed: the guest must not walk into a shut door.
+DOOR_FAULT_TEXT = "Door did not open - admit by hand"
 
 _OUTCOME_REASON = {
     ValidationOutcome.VALID: Reason.VALID,
@@ -116,6 +129,11 @@ class Gate:
         budget: the request budget shared with replays and syncs.
         live_wait_s: how long a live scan may wait for budget before the policy decides.
         on_offline_admission: called after an offline admission is journaled (wakes replay).
+        on_server_back: called when a live answer arrives after the server was not OK
+            (wakes replay at once).
+        replay_code: sends a code's pending offline admissions; True when none is left.
+            Without it, a pass with one is never validated online (it counts as used).
+        min_free_bytes: the journal's disk reserve: below it no scan is sent.
         clock: monotonic seconds; tests may pass their own.
     """
 
@@ -130,6 +148,9 @@ class Gate:
         budget: Budget | None = None,
         live_wait_s: float = 2.0,
         on_offline_admission: Callable[[], None] | None = None,
+        on_server_back: Callable[[], None] | None = None,
+        replay_code: Callable[[str], Awaitable[bool]] | None = None,
+        min_free_bytes: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -140,6 +161,9 @@ class Gate:
         self.budget = budget or Budget()
         self.live_wait_s = live_wait_s
         self._on_offline_admission = on_offline_admission
+        self._on_server_back = on_server_back
+        self._replay_code = replay_code
+        self.min_free_bytes = min_free_bytes
         self.status = GateStatus(policy=policy)
         self._clock = clock
         self._listeners: list[Callable[[Decision], None]] = []
@@ -149,6 +173,7 @@ class Gate:
         # One scan at a time, in arrival order (asyncio.Lock is FIFO): the journal,
         # the screen and the JSON lines tell the gate's story in the order it happened.
         self._one_at_a_time = asyncio.Lock()
+        self._answered_at = float("-inf")
 
     def subscribe(self, listener: Callable[[Decision], None]) -> None:
         """Call ``listener`` on the event loop with every decision (after the relay moved)."""
@@ -187,7 +212,16 @@ class Gate:
             self._prune(now)
         self._in_flight.add(key)
         self.status.in_flight = len(self._in_flight)
-        task = asyncio.create_task(self._decide(raw, code, error, key), name=f"scan-{key[:16]}")
+        scan = Scan(
+            id=new_scan_id(),
+            ts=utcnow(),
+            gate=self.config.name,
+            source=raw.source,
+            raw=printable(raw.text, 256),
+            code=code,
+            manual=raw.manual,
+        )
+        task = asyncio.create_task(self._decide(raw, scan, error, key), name=f"scan-{key[:16]}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -198,27 +232,29 @@ class Gate:
             del self._last_seen[key]
 
     async def drain(self, grace_s: float | None = None) -> None:
-        """Wait for the scans being decided (on shutdown), at most ``grace_s``."""
+        """Let the scans being decided finish (on shutdown), at most ``grace_s``; then stop
+        the rest, which the journal closes as interrupted (never a half-written decision)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
+        left = set(self._tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left)
+        with contextlib.suppress(Exception):
+            await self.journal.close_undecided()
 
     # -- deciding -------------------------------------------------------------------------
 
     async def _decide(
-        self, raw: RawScan, code: str | None, error: InvalidPayloadError | None, key: str
+        self, raw: RawScan, scan: Scan, error: InvalidPayloadError | None, key: str
     ) -> Decision:
-        scan = Scan(
-            id=new_scan_id(),
-            ts=utcnow(),
-            gate=self.config.name,
-            source=raw.source,
-            raw=printable(raw.text, 256),
-            code=code,
-            manual=raw.manual,
-        )
         try:
+            # Write-ahead: the row is committed before the scan waits for its turn.
+            intake_error = await self._intake(scan)
             async with self._one_at_a_time:
-                decision = await self._act(await self._decide_scan(raw, scan, error))
+                decision = await self._decide_scan(raw, scan, error, intake_error)
+                decision = await self._act(decision, journaled=not intake_error)
         except Exception as err:  # noqa: BLE001 - a bug here must not open the door or crash
             _log.exception("deciding scan %s failed", scan.id)
             decision = self._reject(scan, raw, Reason.ERROR, detail=f"internal error: {err}")
@@ -237,43 +273,62 @@ class Gate:
             self._on_offline_admission()
         return decision
 
+    async def _intake(self, scan: Scan) -> str:
+        """Commit the scan's row; the error text when it could not be written."""
+        try:
+            await self.journal.record_scan(scan)
+        except Exception as err:  # noqa: BLE001 - no admission without a journal row
+            _log.error("journal: cannot record scan %s: %s", scan.id, err)
+            self.status.journal_fault = f"journal write failed: {err}"
+            return f"journal write failed: {err}"
+        return ""
+
     async def _record(self, decision: Decision) -> bool:
         try:
             await self.journal.record_decision(decision, utcnow())
         except Exception as err:  # noqa: BLE001 - journal faults are reported, the gate goes on
             _log.error("journal: cannot record decision of scan %s: %s", decision.scan.id, err)
+            self.status.journal_fault = f"journal write failed: {err}"
             return False
         return True
 
-    async def _act(self, decision: Decision) -> Decision:
+    async def _act(self, decision: Decision, *, journaled: bool = True) -> Decision:
         """Journal the decision, then move the relay: the journal knows before the door does."""
-        journaled = await self._record(decision)
+        if journaled:
+            journaled = await self._record(decision)
         if not decision.accepted:
             return decision
-        if not journaled and decision.offline:
-            # An offline admission nobody could replay later is not made.
+        if not journaled:
+            # No admission without its row. Online, the server has counted the use:
+            # the row says "asked", and the next start settles it for staff.
+            why = "the decision could not be journaled (disk full?)"
+            if not decision.offline:
+                why += "; the server counted the use: admit by hand after checking"
             return dataclasses.replace(
                 decision,
                 accepted=False,
                 reason=Reason.ERROR,
                 message=REASON_TEXT[Reason.ERROR],
-                detail="journal write failed",
+                detail=why,
             )
         if not await self.relay.pulse():
+            fault = self.relay.pulse_fault or self.relay.fault or "relay did not switch"
+            self.status.relay_faults += 1
+            _log.error("door did not open for scan %s: %s", decision.scan.id, fault)
             decision = dataclasses.replace(
-                decision, detail=f"relay fault: {self.relay.fault}; {decision.detail}".strip("; ")
+                decision,
+                message=DOOR_FAULT_TEXT,
+                relay_fault=fault,
+                detail=f"relay fault: {fault}; {decision.detail}".strip("; "),
             )
             await self._record(decision)
         return decision
 
     async def _decide_scan(
-        self, raw: RawScan, scan: Scan, error: InvalidPayloadError | None
+        self, raw: RawScan, scan: Scan, error: InvalidPayloadError | None, intake_error: str
     ) -> Decision:
-        try:
-            await self.journal.record_scan(scan)
-        except Exception as err:  # noqa: BLE001 - no admission without a journal row
-            _log.error("journal: cannot record scan %s: %s", scan.id, err)
-            return self._reject(scan, raw, Reason.ERROR, detail=f"journal write failed: {err}")
+        if intake_error:
+            return self._reject(scan, raw, Reason.ERROR, detail=intake_error)
         if error is not None or scan.code is None:
             return self._reject(
                 scan, raw, Reason.INVALID_PAYLOAD, detail=str(error) if error else "no code"
@@ -282,11 +337,28 @@ class Gate:
             return self._reject(
                 scan, raw, Reason.ERROR, message="Scanner out of service", detail=self.status.halted
             )
+        if not await self._offline_admissions_settled(scan.code):
+            # Admitted offline and the server has not heard of it yet: asking now
+            # would admit the pass a second time, whatever the policy.
+            return self._reject(
+                scan,
+                raw,
+                Reason.USED,
+                detail="admitted offline at this gate; its upload to the server is pending",
+                offline=True,
+            )
         attempt = _Attempt()
         try:
             result = await self._ask(scan.code, scan.id, attempt)
+        except JournalFullError as err:
+            return self._journal_refusal(scan, raw, str(err))
+        except sqlite3.Error as err:
+            return self._journal_refusal(scan, raw, f"journal write failed: {err}")
         except APIError as err:
             return await self._api_failure(scan, raw, err, attempt)
+        self.status.journal_fault = ""
+        if self.status.server is not ServerState.OK and self._on_server_back is not None:
+            self._on_server_back()
         self._server(ServerState.OK)
         if attempt.unanswered and result.outcome is ValidationOutcome.USED:
             # The try that timed out may have been the one that used the pass.
@@ -300,12 +372,32 @@ class Gate:
             )
         return await self._from_result(scan, raw, result)
 
+    async def _offline_admissions_settled(self, code: str) -> bool:
+        """True when no offline admission of ``code`` waits for upload (sent first if one does)."""
+        if not await self.journal.unconfirmed_offline_admissions(code):
+            return True
+        if self._replay_code is None:
+            return False
+        return await self._replay_code(code)
+
+    def _journal_refusal(self, scan: Scan, raw: RawScan, why: str) -> Decision:
+        """The journal cannot promise a decision row: nothing is sent, nobody is admitted."""
+        if self.status.journal_fault != why:
+            _log.error("journal: %s; no scan is sent until it is fixed", why)
+        self.status.journal_fault = why
+        return self._reject(scan, raw, Reason.ERROR, message="Scanner out of service", detail=why)
+
     async def _ask(self, code: str, scan_id: str, attempt: _Attempt) -> ValidationResult:
         """Validate within the budget; a timeout is retried once with the same key.
+
+        The journal row is marked ``asked`` just before the first try is sent,
+        after the disk reserve is checked.
 
         Raises:
             APIError: what the last try raised (the budget running dry is a
                 RateLimitedError).
+            JournalFullError: the disk is below its reserve; nothing was sent.
+            sqlite3.Error: the row could not be marked; nothing was sent.
         """
         while True:
             try:
@@ -316,6 +408,8 @@ class Gate:
                 raise RateLimitedError(
                     "request budget used up", retry_after=err.wait_s, status=None
                 ) from err
+            if not attempt.tries:
+                await self.journal.mark_asked(scan_id, self.min_free_bytes)
             attempt.tries += 1
             try:
                 return await self.validator.validate(code, idempotency_key=scan_id)
@@ -469,19 +563,37 @@ class Gate:
         return max((time.monotonic() - raw.at) * 1000, 0.0)
 
     def _server(self, state: ServerState, detail: str = "") -> None:
+        self._answered_at = self._clock()
+        self._set_server(state, detail)
+
+    def _set_server(self, state: ServerState, detail: str) -> None:
         if state is not self.status.server:
-            _log.info("server: %s %s", state.value, detail)
+            if state in (ServerState.OK, ServerState.UNKNOWN):
+                _log.info("server: %s %s", state.value, detail)
+            else:
+                _log.warning("server: %s %s", state.value, detail)
         self.status.server, self.status.server_detail = state, detail
 
-    def note_server(self, state: ServerState, detail: str = "") -> None:
+    def note_server(self, state: ServerState, detail: str = "", *, asked_at: float) -> None:
         """Record what a probe outside a validation learned about the server.
 
         A probe that gets through lifts a halt (a key or plan fixed by staff).
+        A probe sent before the last validation was answered is older news and
+        does not overwrite what that validation showed.
+
+        Args:
+            asked_at: when the probe was sent (the gate's clock, :meth:`now`).
         """
+        if asked_at < self._answered_at:
+            return
         if state is ServerState.OK and self.status.halted:
             _log.info("scanning resumes: the server accepts the key again")
             self.status.halted = ""
-        self._server(state, detail)
+        self._set_server(state, detail)
+
+    def now(self) -> float:
+        """The gate's clock, for :meth:`note_server`."""
+        return self._clock()
 
     def _count(self, decision: Decision) -> None:
         now = utcnow()

@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import sqlite3
 
 from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget, BudgetLimits, Priority
@@ -19,7 +20,7 @@ from scanner.config import Config, KeyboardSourceConfig
 from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
 from scanner.journal import Journal
 from scanner.metrics import Metrics, parse_listen
-from scanner.models import RawScan
+from scanner.models import RawScan, utcnow
 from scanner.offline import Catalog, Replayer
 from scanner.pipeline import Gate, ServerState, Validator
 from scanner.relay import Relay, build_relay
@@ -28,6 +29,7 @@ from scanner.sources import KeyboardSource, Source, build_source
 _log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 60.0
+RETENTION_INTERVAL_S = 3600.0
 
 
 class Kiosk:
@@ -89,6 +91,9 @@ class Kiosk:
             budget=self.budget,
             live_wait_s=api.live_wait_s,
             on_offline_admission=self.replayer.wake,
+            on_server_back=self.replayer.wake,
+            replay_code=self.replayer.replay_code,
+            min_free_bytes=config.journal.min_free_kb * 1024,
         )
         self.metrics = Metrics(queue_length=lambda: self.replayer.status.pending)
         self.gate.subscribe(self.metrics.observe)
@@ -122,6 +127,7 @@ class Kiosk:
                 asyncio.create_task(self._run_source(source), name=f"source-{source.name}")
             )
         self._tasks.append(asyncio.create_task(self._probe_loop(), name="server-probe"))
+        self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self.replayer.run(), name="replay"))
         if self.config.metrics.listen:
             host, port = parse_listen(self.config.metrics.listen)
@@ -150,20 +156,40 @@ class Kiosk:
 
     async def probe(self) -> None:
         """A harmless GET, so the status line knows the server before the first scan."""
+        await self.budget.acquire(Bucket.READ, Priority.BACKGROUND)
+        asked_at = self.gate.now()
         try:
-            await self.budget.acquire(Bucket.READ, Priority.BACKGROUND)
             await self.client.list_templates(limit=1)
         except AuthenticationError:
-            self.gate.note_server(ServerState.REJECTED_KEY, "API key rejected")
+            self.gate.note_server(ServerState.REJECTED_KEY, "API key rejected", asked_at=asked_at)
         except PlanError:
-            self.gate.note_server(ServerState.NO_PLAN, "plan has no API access")
+            self.gate.note_server(ServerState.NO_PLAN, "plan has no API access", asked_at=asked_at)
         except TransportError as err:
-            self.gate.note_server(ServerState.UNREACHABLE, err.message)
+            self.gate.note_server(ServerState.UNREACHABLE, err.message, asked_at=asked_at)
         except APIError as err:
-            self.gate.note_server(ServerState.FAULT, err.message)
+            self.gate.note_server(ServerState.FAULT, err.message, asked_at=asked_at)
         else:
-            self.gate.note_server(ServerState.OK)
+            self.gate.note_server(ServerState.OK, asked_at=asked_at)
             self.replayer.wake()
+
+    async def prune(self) -> int:
+        """Apply the journal's retention (``keep_days``, ``max_rows``) now."""
+        journal = self.config.journal
+        try:
+            deleted = await self.journal.prune(
+                keep_days=journal.keep_days, max_rows=journal.max_rows, now=utcnow()
+            )
+        except sqlite3.Error as err:
+            _log.warning("journal retention not applied: %s", err)
+            return 0
+        if deleted:
+            _log.info("journal retention: %d old rows pruned", deleted)
+        return deleted
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await self.prune()
+            await asyncio.sleep(RETENTION_INTERVAL_S)
 
     async def _probe_loop(self) -> None:
         while True:

@@ -50,6 +50,8 @@ class Relay(ABC):
         self.pulse_ms = pulse_ms
         self.state = RelayState.OFF
         self.fault = ""
+        self.pulse_fault = ""
+        """Why the last failed pulse failed (kept when the OFF that followed worked)."""
         self.pulses = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"relay-{self.kind}")
         self._off_task: asyncio.Task[None] | None = None
@@ -122,6 +124,7 @@ class Relay(ABC):
         length = (self.pulse_ms if ms is None else ms) / 1000
         async with self._lock:
             if self.state is not RelayState.ON and not await self._apply(True):
+                self.pulse_fault = self.fault
                 await self._apply(False)
                 return False
             self.pulses += 1

@@ -244,7 +244,12 @@ class PassQRService:
             answer = await self.db.execute(operation, scope)
         except StoreError as err:
             raise _translate(err) from err
-        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+        headers: dict[str, str] = {}
+        if scope is not None:
+            # Echoed (as Stripe does) so a client knows this server honours the key.
+            headers["Idempotency-Key"] = scope.key
+        if answer.replayed:
+            headers["Idempotent-Replayed"] = "true"
         return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
 
     async def _post(

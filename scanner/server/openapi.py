@@ -365,7 +365,12 @@ def _ok(description: str, schema: str, *, replay: bool = False) -> dict[str, Any
                 "description": "`true` when this is the stored answer to an earlier "
                 "request with the same Idempotency-Key.",
                 "schema": {"type": "string", "enum": ["true"]},
-            }
+            },
+            "Idempotency-Key": {
+                "description": "The request's Idempotency-Key, echoed: this server "
+                "honours it (a repeat gets the stored answer and does not act twice).",
+                "schema": {"type": "string"},
+            },
         }
     return response
 

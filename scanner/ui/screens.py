@@ -82,7 +82,7 @@ class GateScreen(Screen[None]):
         link = LinkStatus(
             policy=kiosk.gate.policy,
             pending=kiosk.replayer.status.pending,
-            conflicts=kiosk.replayer.status.conflicts,
+            conflicts=kiosk.replayer.status.for_staff,
             last_sync=kiosk.catalog.last_sync,
             throttled=kiosk.budget.throttled,
         )

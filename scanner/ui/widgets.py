@@ -127,6 +127,9 @@ class ResultPanel(Widget):
     def _result(self, decision: Decision) -> list[Content]:
         lines = self._big(self.headline, half=False)
         lines.append(Content(""))
+        if decision.accepted and decision.relay_fault:
+            lines.append(Content.styled(f" {decision.message.upper()} ", "reverse " + BAD))
+            lines.append(Content(""))
         if decision.accepted:
             lines.append(Content.styled(literal(decision.holder or decision.message), "bold"))
             lines.append(Content(""))
@@ -185,6 +188,9 @@ def link_content(status: GateStatus, link: LinkStatus) -> Content:
     parts: list[str | tuple[str, str]] = []
     if status.halted:
         parts += [(" SCANNING STOPPED ", "reverse " + BAD), " ", literal(status.halted, 60)]
+        return Content.assemble(*parts)
+    if status.journal_fault:
+        parts += [(" JOURNAL ", "reverse " + BAD), " ", literal(status.journal_fault, 60)]
         return Content.assemble(*parts)
     if status.server is ServerState.UNREACHABLE:
         parts += [(" OFFLINE ", "reverse " + BAD), _SEP]

@@ -61,12 +61,21 @@ async def test_same_idempotency_key_never_uses_twice(local_server: LocalServer) 
         first = await api.validate(codes["valid"], idempotency_key=scan_id)
         retry = await api.validate(codes["valid"], idempotency_key=scan_id)
         assert first.outcome is retry.outcome is ValidationOutcome.VALID
+        assert (first.replayed, retry.replayed) == (False, True)
         with pytest.raises(RequestRejectedError) as info:
             await api.validate(codes["season"], idempotency_key=scan_id)
         assert info.value.status == 422
         page = await api.list_passes(limit=100)
     (valid,) = [p for p in page.items if p.code == codes["valid"]]
     assert valid.uses_count == 1 and valid.status == "used"
+
+
+async def test_the_local_server_says_it_honours_idempotency_keys(local_server: LocalServer) -> None:
+    codes = local_server.seed()
+    async with client(local_server) as api:
+        assert await api.honours_idempotency()
+        page = await api.list_passes(limit=100)
+    assert all(p.uses_count == 0 for p in page.items if p.code == codes["valid"]), "no use"
 
 
 async def test_racing_validations_of_a_single_use_pass(local_server: LocalServer) -> None:

@@ -9,6 +9,11 @@ request, from a plan the test writes (then a default):
 - ``lost-noidem``: like ``lost``, with the Idempotency-Key stripped, as a server
   that ignores the header would behave
 - ``delay:S``: wait S seconds, then forward and answer (the client timed out)
+- ``slow:S``: forward at once (the server acts on it), hold its answer S seconds
+- ``hang``: forward at once (the server acts on it), never answer; the connection
+  stays open until the client closes it (or dies) or the proxy stops
+- ``drip:S``: forward, send the answer's status line and headers at once, then
+  its body one byte every S seconds (per-read timeouts never fire)
 - ``reset``: answer with a TCP reset
 - ``500``, ``html``, ``429:N``: answer that without forwarding
 
@@ -38,6 +43,7 @@ class Seen:
     path: str
     idempotency_key: str | None
     fault: str
+    body: bytes = b""
 
 
 @dataclass
@@ -139,10 +145,14 @@ class FaultProxy:
                 key = value.strip()
         body = await reader.readexactly(length) if length else b""
         fault = self._next_fault()
-        self.seen.append(Seen(method, path, key, fault))
+        self.seen.append(Seen(method, path, key, fault, body))
         try:
-            await self._apply(fault, method, path, headers, body, writer)
+            await self._apply(fault, method, path, headers, body, writer, reader)
         except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            # ``stop`` ends a request still held (delay, slow, hang, drip). Ending normally
+            # keeps asyncio's stream callback from logging the cancellation as an error.
             pass
         finally:
             await _close(writer, self._writers)
@@ -155,6 +165,7 @@ class FaultProxy:
         headers: list[str],
         body: bytes,
         writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
     ) -> None:
         if fault == "drop":
             return
@@ -190,8 +201,26 @@ class FaultProxy:
         answer = await self._forward(method, path, headers, body, strip_idempotency=strip)
         if fault in ("lost", "lost-noidem"):
             return
+        if fault == "hang":
+            await reader.read()  # until the client gives up or dies: EOF
+            return
+        if fault.startswith("slow:"):
+            await asyncio.sleep(float(fault.split(":")[1]))
+        if fault.startswith("drip:"):
+            await self._drip(writer, answer, float(fault.split(":")[1]))
+            return
         writer.write(answer)
         await writer.drain()
+
+    @staticmethod
+    async def _drip(writer: asyncio.StreamWriter, answer: bytes, every_s: float) -> None:
+        head, sep, body = answer.partition(b"\r\n\r\n")
+        writer.write(head + sep)
+        await writer.drain()
+        for i in range(len(body)):
+            await asyncio.sleep(every_s)
+            writer.write(body[i : i + 1])
+            await writer.drain()
 
     async def _forward(
         self, method: str, path: str, headers: list[str], body: bytes, *, strip_idempotency: bool

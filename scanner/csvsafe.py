@@ -1,0 +1,31 @@
+"""CSV fields that are safe to open in a spreadsheet and to ``cat`` in a terminal.
+
+Everything the project writes to CSV can hold outside text: holder names from
+the server, payloads anyone can print into a QR code. Two defences, after
+OWASP's CSV injection guidance:
+
+- a field that a spreadsheet would read as a formula (it starts with ``=``,
+  ``+``, ``-``, ``@``, a tab, CR or NUL) gets a leading ``'``;
+- control characters (C0, DEL, C1 such as U+009B, the 8-bit CSI) are written as
+  ``\\xNN`` escapes, so the file cannot drive the terminal that shows it.
+
+Numbers and booleans are left alone: ``-3.5`` is a value, not a formula.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def csv_field(value: Any) -> Any:
+    """``value`` as it may be written to a CSV cell (non-strings unchanged)."""
+    if not isinstance(value, str):
+        return value
+    text = value
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
