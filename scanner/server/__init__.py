@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from scanner.server.app import create_app
     from scanner.server.errors import ListenError, StoreOpenError
+    from scanner.server.protocol import ConnectionLimits
     from scanner.server.ratelimit import RateLimits
     from scanner.server.runner import ServerThread
     from scanner.server.store import create_key, seed_demo
 
 _EXPORTS = {
+    "ConnectionLimits": "scanner.server.protocol",
     "ListenError": "scanner.server.errors",
     "RateLimits": "scanner.server.ratelimit",
     "ServerThread": "scanner.server.runner",
@@ -31,6 +33,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ConnectionLimits",
     "ListenError",
     "RateLimits",
     "ServerThread",

@@ -2,9 +2,11 @@
 
 Order of checks for a request: rate limit (middleware, before anything else),
 route and method (404/405), authentication (401/403), query string, path
-parameters, headers and body (400/413), then the store (404/409/422). Every
-answer, including Starlette's own 404/405 and unexpected failures, is JSON:
-`{"data": ...}` on success and `{"error", "message"}` otherwise.
+parameters, headers and body (400/415/413), then the store (404/409/422, or
+503 when another process holds the write lock too long). Every answer,
+including Starlette's own 404/405 and unexpected failures, is JSON:
+`{"data": ...}` on success and `{"error", "message"}` otherwise; the HTTP
+layer's own refusals (`protocol`) use the same envelope.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from scanner.server.errors import (
     ERROR_TYPES,
     ApiError,
     ConflictError,
+    DatabaseBusyError,
     NotFoundError,
     StoreError,
     UnknownTemplateError,
     bad_request,
+    shown,
 )
 from scanner.server.ratelimit import RateLimitMiddleware, RateLimits
 from scanner.server.store import IdempotencyMismatchError, IdempotencyScope, Operation, Store, dumps
@@ -46,6 +50,7 @@ from scanner.server.validation import (
     color_field,
     email_field,
     idempotency_key,
+    json_media_type,
     list_of_objects_field,
     max_uses_field,
     normalise_code,
@@ -65,6 +70,8 @@ logger = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 JSON = "application/json"
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="passqr"'}
+#: Seconds a client is told to wait after the database was busy (503).
+_BUSY_RETRY_AFTER = 1
 
 _PASS_CREATE_FIELDS = (
     "template_id",
@@ -95,8 +102,15 @@ def _fingerprint(method: str, path: str, body: str | bytes) -> str:
 
 
 async def read_body(request: Request) -> bytes:
-    """The request body, refusing (413) anything over `MAX_BODY_BYTES` without buffering it."""
+    """The request body: JSON by its Content-Type (415), at most `MAX_BODY_BYTES` (413).
+
+    Both are judged from the headers before any of the body is read.
+    """
     declared = request.headers.get("content-length")
+    has_body = (declared is not None and declared.strip() != "0") or (
+        "transfer-encoding" in request.headers
+    )
+    json_media_type(request.headers.get("content-type"), has_body=has_body)
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
@@ -152,11 +166,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 404:
-        message = f"No such endpoint: {request.scope['path']}"
+        message = f"No such endpoint: {shown(request.scope['path'])}"
     elif exc.status_code == 405:
         allowed = sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip())
         headers["Allow"] = ", ".join(allowed)
-        message = f"Method {request.method} is not allowed here; allowed: {headers['Allow']}"
+        message = (
+            f"Method {shown(request.method, 20)} is not allowed here; allowed: {headers['Allow']}"
+        )
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, message, headers)
@@ -222,7 +238,7 @@ class PassQRService:
         key_hash = hash_key(key)
         api_key = self._keys.get(key_hash)
         if api_key is None:
-            api_key = await self.db.call(self.db.store.find_key, key_hash)
+            api_key = await self.db.read(Store.find_key, key_hash)
             if api_key is None:
                 raise ApiError(401, "Invalid API key", headers=_WWW_AUTHENTICATE)
             self._keys.put(key_hash, api_key)
@@ -233,8 +249,9 @@ class PassQRService:
         return api_key
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Response:
+        """`fn(store, *args)` on the read-only connection, as a 200."""
         try:
-            payload = await self.db.call(fn, *args)
+            payload = await self.db.read(fn, *args)
         except StoreError as err:
             raise _translate(err) from err
         return json_response(200, payload)
@@ -272,7 +289,7 @@ class PassQRService:
                     key=idem,
                     fingerprint=_fingerprint(request.method, request.scope["path"], raw),
                 )
-                if await self.db.call(self.db.store.idempotency_mismatch, raw_scope):
+                if await self.db.read(Store.idempotency_mismatch, raw_scope):
                     raise _idempotency_mismatch() from None
             raise
         scope: IdempotencyScope | None = None
@@ -305,9 +322,8 @@ class PassQRService:
                 else None
             )
             status = status_param(params)
-            store = self.db.store
             return await self._read(
-                lambda: store.list_passes(page, template_id=template_id, status=status)
+                lambda store: store.list_passes(page, template_id=template_id, status=status)
             )
         parse_query(request.scope["query_string"], ())
         return await self._post(request, api_key, _PASS_CREATE_FIELDS, _build_pass_create)
@@ -317,8 +333,7 @@ class PassQRService:
         parse_query(request.scope["query_string"], ())
         pass_id = uuid_value(request.path_params["pass_id"], "pass id")
         if request.method == "GET":
-            store = self.db.store
-            return await self._read(lambda: {"data": store.get_pass(pass_id)})
+            return await self._read(lambda store: {"data": store.get_pass(pass_id)})
         if request.method == "DELETE":
             return await self._write(lambda store: (200, store.revoke_pass(pass_id)))
         body = parse_object(await read_body(request), _PASS_PATCH_FIELDS)
@@ -329,7 +344,7 @@ class PassQRService:
         api_key = await self.authenticate(request)
         if request.method == "GET":
             page = page_params(parse_query(request.scope["query_string"], ("page", "limit")))
-            return await self._read(self.db.store.list_templates, page)
+            return await self._read(Store.list_templates, page)
         parse_query(request.scope["query_string"], ())
         return await self._post(request, api_key, _TEMPLATE_FIELDS, _build_template_create)
 
@@ -338,8 +353,7 @@ class PassQRService:
         parse_query(request.scope["query_string"], ())
         template_id = uuid_value(request.path_params["template_id"], "template id")
         if request.method == "GET":
-            store = self.db.store
-            return await self._read(lambda: {"data": store.get_template(template_id)})
+            return await self._read(lambda store: {"data": store.get_template(template_id)})
         if request.method == "DELETE":
             return await self._write(
                 lambda store: (
@@ -380,7 +394,24 @@ def _translate(err: StoreError) -> ApiError:
         return ApiError(400, str(err))
     if isinstance(err, IdempotencyMismatchError):
         return _idempotency_mismatch()
+    if isinstance(err, DatabaseBusyError):
+        return _busy()
     raise err
+
+
+def _busy() -> ApiError:
+    return ApiError(
+        503,
+        f"The database is locked by another process; retry in {_BUSY_RETRY_AFTER} s",
+        headers={"Retry-After": str(_BUSY_RETRY_AFTER)},
+    )
+
+
+async def _store_busy(request: Request, exc: Exception) -> Response:
+    """A lock held elsewhere outside `_read`/`_write` (an API key lookup, say)."""
+    assert isinstance(exc, DatabaseBusyError)
+    error = _busy()
+    return error_response(error.status, error.message, error.headers)
 
 
 def _idempotency_mismatch() -> ApiError:
@@ -486,6 +517,7 @@ def create_app(
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: _api_error,
         HTTPException: _http_error,
+        DatabaseBusyError: _store_busy,
     }
     app = Starlette(
         routes=service.routes(),

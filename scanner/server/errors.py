@@ -11,6 +11,7 @@ the store raises its own `StoreError` family, translated once in `app`.
         +-- NotFoundError   the addressed row does not exist
         +-- ConflictError   the change contradicts the stored state
         +-- UnknownTemplateError  a pass names a template that does not exist
+        +-- DatabaseBusyError     another connection held the write lock past the wait
 """
 
 from __future__ import annotations
@@ -24,12 +25,20 @@ ERROR_TYPES: dict[int, str] = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+
+#: Longest piece of a client's input that an error message quotes.
+MAX_ECHO = 80
 
 
 class ApiError(Exception):
@@ -50,6 +59,20 @@ class ApiError(Exception):
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
+
+
+def shown(value: str, limit: int = MAX_ECHO) -> str:
+    """`value` as an error message may quote it: at most `limit` characters, then `…`.
+
+    A message never grows with the input: a 200 KB path or field name is
+    not sent back whole (nor logged whole by a client that logs errors).
+    """
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def envelope(status: int, message: str) -> dict[str, str]:
+    """The error body every refusal carries, from the app or the protocol layer."""
+    return {"error": ERROR_TYPES.get(status, "Error"), "message": message}
 
 
 class ListenError(Exception):
@@ -74,3 +97,7 @@ class ConflictError(StoreError):
 
 class UnknownTemplateError(StoreError):
     """A pass was created for a template id that does not exist."""
+
+
+class DatabaseBusyError(StoreError):
+    """Another connection (a CLI command, a second server) held the write lock too long."""

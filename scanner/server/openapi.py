@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanner.server.database import LOCK_WAIT
 from scanner.server.validation import (
     COLOR_PATTERN,
     EMAIL_PATTERN,
@@ -346,7 +347,22 @@ RESPONSES: dict[str, Any] = {
             }
         },
     ),
+    "UnsupportedMediaType": _error(
+        "The request has a body but its Content-Type is not JSON: application/json or "
+        "application/*+json, optionally with charset=utf-8. A request without a body may "
+        "leave Content-Type out; a declared non-JSON type is refused even without one."
+    ),
     "InternalError": _error("An unexpected failure; the message is generic, details are logged."),
+    "DatabaseBusy": _error(
+        "Another process held the database's write lock for longer than the server waits "
+        f"({LOCK_WAIT:g} s); nothing was changed. Reads never wait for it.",
+        {
+            "Retry-After": {
+                "description": "Whole seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    ),
 }
 
 
@@ -383,11 +399,15 @@ def _common(*extra: str) -> dict[str, Any]:
         "404": "NotFound",
         "409": "Conflict",
         "413": "PayloadTooLarge",
+        "415": "UnsupportedMediaType",
         "422": "IdempotencyMismatch",
         "429": "TooManyRequests",
         "500": "InternalError",
+        "503": "DatabaseBusy",
     }
-    wanted = {"400", "401", "403", "429", "500", *extra}
+    wanted = {"400", "401", "403", "429", "500", "503", *extra}
+    if "413" in wanted:  # a body is read: its media type is checked first
+        wanted.add("415")
     return {status: _r(name) for status, name in names.items() if status in wanted}
 
 
@@ -563,10 +583,16 @@ DOCUMENT: dict[str, Any] = {
         "description": (
             "A strict, self-hosted implementation of the PassQR REST API.\n\n"
             "- Checks run in this order: rate limit (429), route and method (404/405), "
-            "API key (401/403), query string, path id, headers and body (400/413), then "
-            "the stored state (404/409/422).\n"
+            "API key (401/403), query string, path id, headers and body (400/415/413), then "
+            "the stored state (404/409/422; 503 when another process holds the "
+            "database's write lock too long).\n"
             '- Every error is `{"error", "message"}` JSON, including unknown routes '
-            "(404) and wrong methods (405, with an `Allow` header; HEAD is not offered).\n"
+            "(404) and wrong methods (405, with an `Allow` header; HEAD is not offered), "
+            "and the HTTP layer's own refusals: 400 for a malformed request, 408 when "
+            "headers or body arrive too slowly, 414/431 past 16 KiB of request line and "
+            "headers or 100 header lines, 503 past the connection limit.\n"
+            "- A body must be declared `application/json` (or `application/*+json`, "
+            "UTF-8): otherwise 415. Error messages quote at most 80 characters of input.\n"
             "- Unknown body fields and unknown or repeated query parameters are a 400.\n"
             "- Rate limits count per client IP before authentication, so unauthenticated "
             "floods are limited too.\n"

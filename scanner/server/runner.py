@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 
 from scanner.server.app import create_app
 from scanner.server.errors import ListenError
+from scanner.server.protocol import ConnectionLimits, protocol_class
 from scanner.server.ratelimit import RateLimits
 from scanner.server.store import Store
 
@@ -57,12 +58,14 @@ def make_config(
     *,
     access_log: bool = False,
     forwarded_allow_ips: str | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> uvicorn.Config:
-    """uvicorn settings: uvloop + httptools when installed, no logging setup of its own."""
+    """uvicorn settings: uvloop when installed, httptools bounded by `limits`, no logging setup."""
+    limits = limits or ConnectionLimits()
     return uvicorn.Config(
         app,
         loop="auto",
-        http="auto",
+        http=protocol_class(limits),
         ws="none",
         lifespan="on",
         access_log=access_log,
@@ -71,6 +74,8 @@ def make_config(
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=limits.keep_alive,
+        limit_concurrency=limits.max_connections,
     )
 
 
@@ -99,8 +104,10 @@ class ServerThread:
         rate_limit: bool = True,
         limits: RateLimits | None = None,
         access_log: bool = False,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
         self.db_path = db_path
+        self.connection_limits = connection_limits
         self.host = host
         self.port = port
         self.rate_limit = rate_limit
@@ -135,7 +142,9 @@ class ServerThread:
         self.port = int(sock.getsockname()[1])
         self._base_url = f"http://{_url_host(sock)}:{self.port}/api/v1"
         app = create_app(self.db_path, rate_limit=self.rate_limit, limits=self.limits)
-        server = uvicorn.Server(make_config(app, access_log=self.access_log))
+        server = uvicorn.Server(
+            make_config(app, access_log=self.access_log, limits=self.connection_limits)
+        )
         self._server = server
         self._thread = threading.Thread(
             target=self._run, args=(server, sock), name=f"passqr-server-{self.port}", daemon=True

@@ -1,7 +1,8 @@
 """SQLite storage for the local PassQR server.
 
-One `Store` wraps one connection and is used from one thread at a time (the
-server's dedicated database thread, or a CLI command). Every write runs
+One `Store` wraps one connection and is used from one thread at a time (one
+of the server's two database threads, writer or read-only reader, or a CLI
+command). Every write runs
 inside `BEGIN IMMEDIATE`, so two servers sharing a database file (two
 processes, two connections) still serialise their writes: the validation
 `UPDATE` is guarded by its `WHERE` clause and its row count is checked, which
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import sqlite3
 import string
@@ -218,6 +220,7 @@ class Store:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._last_purge = 0.0
+        self._busy_ms = 5000
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -258,6 +261,39 @@ class Store:
             conn.close()
             raise
         return store
+
+    @classmethod
+    def open_reader(cls, path: Path) -> Store:
+        """A read-only connection to a database that `open` has already set up.
+
+        In WAL mode its reads never wait for a writer, in this process or another.
+
+        Raises:
+            StoreOpenError: the database cannot be opened.
+        """
+        try:
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+        except sqlite3.Error as err:
+            raise StoreOpenError(f"cannot open database {path}: {err}") from err
+        try:
+            conn.execute("PRAGMA query_only=ON")
+        except sqlite3.Error as err:
+            conn.close()
+            raise StoreOpenError(f"cannot open database {path}: {err}") from err
+        return cls(conn)
+
+    def wait_for_lock(self, seconds: float) -> None:
+        """Wait up to `seconds` (rounded up to 0.25 s) for another connection's lock from now on.
+
+        Rounded so that the short queueing of a busy server changes nothing:
+        no PRAGMA on the hot path for every write.
+        """
+        ms = max(250, math.ceil(seconds * 4) * 250)
+        if ms != self._busy_ms:
+            self._conn.execute(f"PRAGMA busy_timeout = {ms}")
+            self._busy_ms = ms
 
     def _create_schema(self) -> None:
         with self._immediate():
@@ -339,7 +375,11 @@ class Store:
                     ),
                 )
         if time.monotonic() - self._last_purge > _PURGE_EVERY:
-            self._purge_idempotency()
+            try:
+                self._purge_idempotency()
+            except sqlite3.OperationalError as err:
+                # The write above is committed: its answer stands; purge next time.
+                logger.warning("Idempotency purge skipped: %s", err)
         return Answer(status=status, body=body)
 
     def idempotency_mismatch(self, scope: IdempotencyScope) -> bool:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from scanner.server.errors import bad_request
+from scanner.server.errors import ApiError, bad_request, shown
 
 #: Largest request body accepted, in bytes (413 beyond).
 MAX_BODY_BYTES = 64 * 1024
@@ -29,6 +29,9 @@ MAX_PAGE = 1_000_000
 MAX_USES_LIMIT = 1_000_000_000
 #: Longest `code` accepted by /validate.
 MAX_CODE_LENGTH = 256
+#: Most digits in an integer literal of a body (Python's own limit, 4300, has a message
+#: that names `sys.set_int_max_str_digits()`; no field needs more than a handful).
+MAX_INT_DIGITS = 100
 
 PASS_STATUSES = ("active", "used", "expired", "revoked")
 #: Statuses a PATCH may set; `expired` is derived from `expires_at`.
@@ -84,21 +87,31 @@ def parse_timestamp(value: str, field: str) -> str:
 # -- JSON bodies -------------------------------------------------------------------------
 
 
+class _Defect(ValueError):
+    """A body defect found by a decoding hook; its message is fit for the client."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _Defect(f"{name} is not valid JSON")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError("number out of range")
+        raise _Defect("number out of range")
     return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        raise _Defect(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise ValueError("duplicate key in object")
+        raise _Defect("duplicate key in object")
     return result
 
 
@@ -115,12 +128,19 @@ def parse_json(raw: bytes) -> Any:
             text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
+            parse_int=_bounded_int,
             object_pairs_hook=_no_duplicates,
         )
     except RecursionError:
         raise bad_request("Malformed JSON body: nested too deeply") from None
-    except ValueError as err:  # JSONDecodeError, or a number too large or not finite
-        raise bad_request(f"Malformed JSON body: {_short(err)}") from None
+    except json.JSONDecodeError as err:
+        raise bad_request(
+            f"Malformed JSON body: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
+    except _Defect as err:
+        raise bad_request(f"Malformed JSON body: {err}") from None
+    except ValueError:  # from Python itself: never quote its message (it names internals)
+        raise bad_request("Malformed JSON body: a value cannot be decoded") from None
     if _too_deep(value):
         raise bad_request(f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
     if b"\\u" in raw:
@@ -151,11 +171,6 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def _short(err: Exception) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text[:200]
-
-
 def parse_object(raw: bytes, allowed: Iterable[str]) -> dict[str, Any]:
     """Decode a body that must be a JSON object with only `allowed` keys."""
     value = parse_json(raw)
@@ -163,9 +178,39 @@ def parse_object(raw: bytes, allowed: Iterable[str]) -> dict[str, Any]:
         raise bad_request("Request body must be a JSON object")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        shown = ", ".join(repr(name)[:60] for name in unknown[:5])
-        raise bad_request(f"Unknown field(s): {shown}")
+        names = ", ".join(shown(repr(name), 40) for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise bad_request(f"Unknown field(s): {names}{more}")
     return value
+
+
+def json_media_type(content_type: str | None, *, has_body: bool) -> None:
+    """Refuse (415) a body that is not declared as JSON.
+
+    `application/json` and any `application/*+json`, with an optional
+    `charset=utf-8`, are JSON. A request without a body (no Content-Length,
+    or 0, and no Transfer-Encoding) may leave Content-Type out: it is then
+    judged as an empty JSON body (a 400 where a body is required). A declared
+    non-JSON type is refused even without a body: the client said what it sends.
+    """
+    wanted = "Content-Type must be application/json"
+    if content_type is None:
+        if has_body:
+            raise ApiError(415, f"{wanted}; the request has a body but no Content-Type")
+        return
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise ApiError(415, f"{wanted}, not {shown(repr(media), 40)}")
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise ApiError(415, f"{wanted} in UTF-8; charset {shown(repr(value.strip()), 20)}")
 
 
 def canonical_json(value: Any) -> str:
@@ -332,10 +377,11 @@ def parse_query(query_string: bytes, allowed: Iterable[str]) -> dict[str, str]:
             if not allowed_set:
                 raise bad_request("This endpoint takes no query parameters")
             raise bad_request(
-                f"Unknown query parameter {name[:40]!r}; allowed: {', '.join(sorted(allowed_set))}"
+                f"Unknown query parameter {shown(repr(name), 40)}; "
+                f"allowed: {', '.join(sorted(allowed_set))}"
             )
         if name in result:
-            raise bad_request(f"Query parameter {name!r} given more than once")
+            raise bad_request(f"Query parameter {shown(repr(name), 40)} given more than once")
         result[name] = value
     return result
 

@@ -278,10 +278,21 @@ def headers(draw: st.DrawFn, fuzz: Fuzzed) -> dict[str, str]:
         result["Authorization"] = f"Basic {fuzz.keys['pro']}"
     if draw(st.booleans()):
         result["Idempotency-Key"] = draw(st.sampled_from(["k1", "k2"]) | header_values)
-    if draw(st.booleans()):
-        result["Content-Type"] = draw(
-            st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"])
+    # Mostly JSON, so that bodies get past the media type check (415) to be judged.
+    content_type = draw(
+        st.sampled_from(
+            [
+                "application/json",
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                None,
+            ]
         )
+    )
+    if content_type is not None:
+        result["Content-Type"] = content_type
     return result
 
 

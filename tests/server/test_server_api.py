@@ -719,8 +719,10 @@ def test_nesting_is_bounded(api: httpx.Client, make_template: MakeTemplate) -> N
         inner = '{"a":' * (depth - 1) + "1" + "}" * (depth - 1)
         return f'{{"template_id":"{template_id}","data":{inner}}}'
 
-    created = api.post("/passes", content=nested(32))
+    json_type = {"Content-Type": "application/json"}
+    created = api.post("/passes", content=nested(32), headers=json_type)
     assert created.status_code == 201, created.text
     assert api.get(f"/passes/{created.json()['data']['id']}").status_code == 200
     for depth in (33, 970, 5000):
-        assert_error(api.post("/passes", content=nested(depth)), 400, "Bad Request")
+        answer = api.post("/passes", content=nested(depth), headers=json_type)
+        assert_error(answer, 400, "Bad Request")

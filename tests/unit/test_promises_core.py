@@ -92,6 +92,8 @@ async def test_every_scan_read_is_journaled_before_it_waits_its_turn(
     codes = [f"PASS-AAAA000{i}" for i in range(5)]
     tasks = [gate.submit(raw(code)) for code in codes]
     await eventually(lambda: len(rows(tmp_path / "journal.sqlite3")) == 5)
+    await eventually(lambda: len(validator.calls) == 1)
+    assert len(rows(tmp_path / "journal.sqlite3")) == 5
     assert len(validator.calls) == 1, "four scans are still queued behind the first"
     assert [r["code"] for r in rows(tmp_path / "journal.sqlite3")] == codes, "arrival order"
     validator.gate.set()
