@@ -2,9 +2,14 @@
 
 Every table is a dataclass; loading walks its fields, so the dataclasses *are* the
 schema: unknown keys are refused with a "did you mean", wrong types name the file
-and the key, and missing required keys say which. The API key never lives in the
-file: it comes from ``PASSQR_API_KEY``, ``api.key_file`` or the systemd credential
-``api-key`` (``$CREDENTIALS_DIRECTORY/api-key``).
+and the key, and missing required keys say which. A number's range lives on its
+field (:func:`_within`); NaN and infinity are never a number here, and no string but
+a relay command may hold a NUL (the OS cannot open such a path). Every problem is one
+:class:`ConfigError` line, so ``run`` ends with exit 78 and systemd does not loop.
+
+The API key never lives in the file: it comes from ``PASSQR_API_KEY``,
+``api.key_file`` (mode 0600) or the systemd credential ``api-key``
+(``$CREDENTIALS_DIRECTORY/api-key``).
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
-import logging
+import math
 import os
+import re
+import ssl
 import stat
 import tomllib
 import types
@@ -21,14 +28,52 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from scanner.errors import ConfigError
 
 OfflinePolicy = Literal["deny", "allow-known", "allow-all"]
 
-_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_DAY_S = 86_400.0
+_MAX_BAUD = 12_000_000  # FTDI's fastest; pyserial takes any positive rate
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a numeric field must be in; both ends included unless ``above``."""
+
+    low: float
+    high: float
+    above: bool = False
+    """The value must be more than ``low`` (a timeout of 0 would never wait)."""
+    unit: str = ""
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with ``value``, or None when it is in range."""
+        low_ok = value > self.low if self.above else value >= self.low
+        if low_ok and value <= self.high:
+            return None
+        unit = f" {self.unit}" if self.unit else ""
+        if self.above:
+            return f"must be more than {_num(self.low)} and at most {_num(self.high)}{unit}"
+        return f"must be between {_num(self.low)} and {_num(self.high)}{unit}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _within(default: _T, low: float, high: float, *, above: bool = False, unit: str = "") -> _T:
+    """A field with a default and the range :func:`parse_config` holds it to."""
+    return field(default=default, metadata={"bounds": Bounds(low, high, above, unit)})
+
+
+def _any_bytes(default: _T) -> _T:
+    """A string field written to a device as it is: a NUL in it is a byte like any other."""
+    return field(default=default, metadata={"nul_ok": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,17 +82,17 @@ class ApiConfig:
     """PassQR's API root; the local server's is ``http://127.0.0.1:8787/api/v1``."""
     key_file: Path | None = None
     """A file holding the API key (mode 0600); the environment and credentials win."""
-    timeout_s: float = 3.0
+    timeout_s: float = _within(3.0, 0, 600, above=True, unit="seconds")
     """Whole-request timeout for one try of a validation."""
     allow_insecure_http: bool = False
     """Allow plain ``http://`` to a host that is not loopback (a venue's own LAN server)."""
     ca_file: Path | None = None
     """Extra CA bundle for a server with a private certificate."""
-    validate_per_min: int = 60
+    validate_per_min: int = _within(60, 1, 100_000)
     """The client's own budget for ``POST /validate`` (the spec's limit per IP)."""
-    read_per_min: int = 120
-    write_per_min: int = 60
-    live_wait_s: float = 2.0
+    read_per_min: int = _within(120, 1, 100_000)
+    write_per_min: int = _within(60, 1, 100_000)
+    live_wait_s: float = _within(2.0, 0, 600, unit="seconds")
     """How long a live scan may wait for budget (or a short Retry-After) before the
     offline policy decides."""
 
@@ -55,9 +100,9 @@ class ApiConfig:
 @dataclass(frozen=True, kw_only=True)
 class GateConfig:
     name: str = "Gate"
-    repeat_ignore_s: float = 3.0
+    repeat_ignore_s: float = _within(3.0, 0, _DAY_S, unit="seconds")
     """The same code again within this window, from any source, is ignored."""
-    result_hold_s: float = 3.0
+    result_hold_s: float = _within(3.0, 0, _DAY_S, unit="seconds")
     """How long a result stays on screen before the idle screen returns."""
 
 
@@ -66,7 +111,7 @@ class OfflineConfig:
     policy: OfflinePolicy = "deny"
     """deny: no server, no entry. allow-known: decide from a local copy of the passes.
     allow-all: admit everyone (emergencies), loudly marked."""
-    sync_interval_s: float = 300.0
+    sync_interval_s: float = _within(300.0, 10, 7 * _DAY_S, unit="seconds")
     """allow-known: how often the local copy of the passes is refreshed."""
 
 
@@ -74,9 +119,9 @@ class OfflineConfig:
 class SerialSourceConfig:
     type: Literal["serial"]
     port: str
-    baudrate: int = 9600
+    baudrate: int = _within(9600, 1, _MAX_BAUD)
     name: str | None = None
-    idle_timeout_s: float = 0.0
+    idle_timeout_s: float = _within(0.0, 0, 60, unit="seconds")
     """For scanners that send no terminator: a code ends after this much silence (0 = off)."""
 
 
@@ -90,8 +135,8 @@ class KeyboardSourceConfig:
 class SimulatedSourceConfig:
     type: Literal["simulated"]
     codes: list[str]
-    interval_s: float = 2.0
-    start_delay_s: float = 1.0
+    interval_s: float = _within(2.0, 0, _DAY_S, unit="seconds")
+    start_delay_s: float = _within(1.0, 0, _DAY_S, unit="seconds")
     loop: bool = False
     name: str | None = None
 
@@ -99,14 +144,15 @@ class SimulatedSourceConfig:
 @dataclass(frozen=True, kw_only=True)
 class CameraSourceConfig:
     type: Literal["camera"]
-    device: int | str = 0
-    """A camera index, a ``/dev/video*`` or ``/dev/v4l/by-id/...`` path, a video file, an
-    RTSP/HTTP URL, ``"picamera2"`` for a Raspberry Pi CSI camera, or ``"synthetic"``."""
-    width: int = 1280
-    height: int = 720
-    fps: int = 30
+    device: int | str = _within(0, 0, 9999)
+    """A camera index (0-9999: OpenCV reads 200 + index as V4L2's), a ``/dev/video*`` or
+    ``/dev/v4l/by-id/...`` path, a video file, an RTSP/HTTP URL, ``"picamera2"`` for a
+    Raspberry Pi CSI camera, or ``"synthetic"``."""
+    width: int = _within(1280, 16, 16_384)
+    height: int = _within(720, 16, 16_384)
+    fps: int = _within(30, 1, 240)
     decoder: Literal["auto", "zxing", "zbar", "opencv"] = "auto"
-    watchdog_s: float = 3.0
+    watchdog_s: float = _within(3.0, 0, 3600, above=True, unit="seconds")
     """No frame for this long: the capture is reopened and the status line says so."""
     codes: list[str] = field(default_factory=list)
     """For ``device = "synthetic"``: the payloads its generated frames show."""
@@ -149,27 +195,28 @@ RELAY_CHANNELS: Mapping[str, int] = {"lcus": 8, "numato": 32, "kmtronic": 8, "hw
 class RelayConfig:
     type: RelayType = "none"
     port: str | None = None
-    channel: int = 1
-    pulse_ms: int = 1000
-    baudrate: int = 9600
-    open_delay_ms: int = 0
+    channel: int = _within(1, 0, 255)
+    """Each board type narrows it (``RELAY_CHANNELS``); ``ascii``/``hex`` take any byte."""
+    pulse_ms: int = _within(1000, 10, 60_000)
+    baudrate: int = _within(9600, 1, _MAX_BAUD)
+    open_delay_ms: int = _within(0, 0, 10_000)
     """Wait after opening the port (Arduino-style boards reset when it opens: ~2000)."""
     lock: Literal["fail-safe", "fail-secure"] = "fail-secure"
     """Without power a fail-safe lock (maglock) opens, a fail-secure one (strike) stays shut."""
-    on_command: str | None = None
+    on_command: str | None = _any_bytes(None)
     """``ascii``/``hex``: the ON command; ``{channel}`` is replaced by the channel."""
-    off_command: str | None = None
+    off_command: str | None = _any_bytes(None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class JournalConfig:
     path: Path = Path("/var/lib/passqr-scanner/journal.sqlite3")
-    min_free_kb: int = 10240
+    min_free_kb: int = _within(10240, 0, 2**40)
     """Below this much free space on the journal's filesystem no scan is sent to the
     server: the rows of admissions under way always fit."""
-    keep_days: int = 90
+    keep_days: int = _within(90, 0, 36500)
     """Decided rows older than this are pruned (0: never); staff's open cases are kept."""
-    max_rows: int = 1_000_000
+    max_rows: int = _within(1_000_000, 1000, 2**40)
     """At most this many rows; the oldest decided ones are pruned first."""
 
 
@@ -219,18 +266,28 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, file: Path | None, key: str) -> Any:
+class _WrongType(ConfigError):
+    """A value of another type: a union tries its next member (never leaves this module
+    as anything but a :class:`ConfigError`)."""
+
+
+def _text(value: str, where: str, *, nul_ok: bool) -> str:
+    if "\0" in value and not nul_ok:
+        raise ConfigError(f"{where}: contains a NUL character (\\u0000)")
+    return value
+
+
+def _convert(value: Any, tp: Any, file: Path | None, key: str, *, nul_ok: bool = False) -> Any:
     origin = typing.get_origin(tp)
-    bad = ConfigError(
-        f"{_where(file, key)}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
-    )
+    where = _where(file, key)
+    bad = _WrongType(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
     if origin in (types.UnionType, typing.Union):
         for arg in typing.get_args(tp):
             if arg is type(None):
                 continue
             try:
-                return _convert(value, arg, file, key)
-            except ConfigError:
+                return _convert(value, arg, file, key, nul_ok=nul_ok)
+            except _WrongType:
                 continue
         raise bad
     if origin is Literal:
@@ -241,7 +298,7 @@ def _convert(value: Any, tp: Any, file: Path | None, key: str) -> Any:
         if not isinstance(value, list):
             raise bad
         (item,) = typing.get_args(tp)
-        return [_convert(v, item, file, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_convert(v, item, file, f"{key}[{i}]", nul_ok=nul_ok) for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -252,24 +309,35 @@ def _convert(value: Any, tp: Any, file: Path | None, key: str) -> Any:
         raise bad
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            # TOML has nan and inf; every comparison with NaN is false, so it
+            # would slip past any range check (and turn the repeat guard off).
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value}")
             return float(value)
         raise bad
     if tp is str:
         if isinstance(value, str):
-            return value
+            return _text(value, where, nul_ok=nul_ok)
         raise bad
     if tp is Path:
         if isinstance(value, str) and value:
-            path = Path(value).expanduser()
-            if not path.is_absolute() and file is not None:
-                path = file.parent / path
-            return path
+            return _path(_text(value, where, nul_ok=False), file, where)
         raise bad
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
-            raise ConfigError(f"{_where(file, key)}: expected a table, got {type(value).__name__}")
+            raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
         return _build(tp, value, file, key + ".")
     raise bad  # pragma: no cover - a field type this loader does not know
+
+
+def _path(value: str, file: Path | None, where: str) -> Path:
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError as err:  # "~nosuchuser/...": no home directory to put there
+        raise ConfigError(f"{where}: cannot expand {value!r}: {err}") from err
+    if not path.is_absolute() and file is not None:
+        path = file.parent / path
+    return path
 
 
 def _build(cls: type[Any], table: Mapping[str, Any], file: Path | None, prefix: str) -> Any:
@@ -290,8 +358,17 @@ def _build(cls: type[Any], table: Mapping[str, Any], file: Path | None, prefix: 
             continue
         if f.name == "sources":
             kwargs[f.name] = _sources(table[f.name], file)
-        else:
-            kwargs[f.name] = _convert(table[f.name], hints[f.name], file, prefix + f.name)
+            continue
+        key = prefix + f.name
+        value = _convert(
+            table[f.name], hints[f.name], file, key, nul_ok=f.metadata.get("nul_ok", False)
+        )
+        bounds: Bounds | None = f.metadata.get("bounds")
+        if bounds is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            problem = bounds.problem(value)
+            if problem is not None:
+                raise ConfigError(f"{_where(file, key)}: {problem}")
+        kwargs[f.name] = value
     return cls(**kwargs)
 
 
@@ -325,16 +402,6 @@ def _check(config: Config, file: Path | None) -> None:
             parse_listen(config.metrics.listen)
         except ConfigError as err:
             raise ConfigError(f"{file}: {err}" if file else str(err)) from err
-    for key, low in (("min_free_kb", 0), ("keep_days", 0), ("max_rows", 1000)):
-        if getattr(config.journal, key) < low:
-            raise ConfigError(f"{_where(file, 'journal.' + key)}: must be at least {low}")
-    if config.offline.sync_interval_s < 10:
-        raise ConfigError(f"{_where(file, 'offline.sync_interval_s')}: at least 10 seconds")
-    for key in ("validate_per_min", "read_per_min", "write_per_min"):
-        if getattr(config.api, key) < 1:
-            raise ConfigError(f"{_where(file, 'api.' + key)}: must be at least 1")
-    if config.api.live_wait_s < 0:
-        raise ConfigError(f"{_where(file, 'api.live_wait_s')}: must not be negative")
     if config.relay.type != "none" and not config.relay.port:
         raise ConfigError(
             f"{_where(file, 'relay.port')}: required for relay type {config.relay.type!r}"
@@ -362,31 +429,17 @@ def _check(config: Config, file: Path | None) -> None:
         raise ConfigError(
             f"{_where(file, 'relay.on_command')}: only relay types 'ascii' and 'hex' take commands"
         )
-    if not 0 <= relay.open_delay_ms <= 10_000:
-        raise ConfigError(f"{_where(file, 'relay.open_delay_ms')}: must be between 0 and 10000")
-    if not 10 <= config.relay.pulse_ms <= 60_000:
-        raise ConfigError(f"{_where(file, 'relay.pulse_ms')}: must be between 10 and 60000")
-    if config.api.timeout_s <= 0:
-        raise ConfigError(f"{_where(file, 'api.timeout_s')}: must be positive")
-    for key, value in (
-        ("gate.repeat_ignore_s", config.gate.repeat_ignore_s),
-        ("gate.result_hold_s", config.gate.result_hold_s),
-    ):
-        if value < 0:
-            raise ConfigError(f"{_where(file, key)}: must not be negative")
     check_base_url(
         config.api.base_url,
         allow_insecure_http=config.api.allow_insecure_http,
         where=_where(file, "api.base_url"),
     )
+    if config.api.ca_file is not None:
+        check_ca_file(config.api.ca_file, where=_where(file, "api.ca_file"))
     for i, source in enumerate(config.sources):
         if not isinstance(source, CameraSourceConfig):
             continue
         where = _where(file, f"sources[{i}]")
-        if not (1 <= source.fps <= 240 and source.width >= 16 and source.height >= 16):
-            raise ConfigError(f"{where}: width, height and fps must be positive and sane")
-        if source.watchdog_s <= 0:
-            raise ConfigError(f"{where}.watchdog_s: must be positive")
         if isinstance(source.device, str) and source.device.startswith("synthetic"):
             from scanner.sources.synthetic import parse_synthetic_device
 
@@ -412,17 +465,77 @@ def check_base_url(url: str, *, allow_insecure_http: bool, where: str = "api.bas
     """Refuse a base URL that would send the API key in clear text or nowhere.
 
     Raises:
-        ConfigError: not http(s), no host, or plain http to a non-loopback host
+        ConfigError: not a URL the client can use (a space, a bad port or host
+            name), not http(s), no host, or plain http to a non-loopback host
             without ``allow_insecure_http``.
     """
-    parts = urlsplit(url)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ConfigError(f"{where}: {url!r} contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # "http://[::1/api": an unclosed IPv6 address
+        raise ConfigError(f"{where}: {url!r} is not a valid URL ({err})") from err
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"{where}: {url!r}: the port must be a number from 1 to 65535")
+    problem = host_problem(parts.hostname)
+    if problem is not None:
+        raise ConfigError(f"{where}: {url!r}: {problem}")
+    import httpx  # its parser (IDNA 2008, strict ports) is the client's, and stricter
+
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as err:
+        raise ConfigError(f"{where}: {url!r} is not a valid URL ({err})") from err
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"{where}: plain http:// to {parts.hostname} would send the API key unencrypted; "
             "use https:// or set api.allow_insecure_http = true"
         )
+
+
+_HOST_NAME = re.compile(rb"[A-Za-z0-9_.-]+")
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (an address or a DNS name, IPv6 without brackets) can never be
+    looked up, or None. The resolver raises ``UnicodeError``, not ``OSError``, for
+    these, which nothing at run time would expect."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        pass
+    else:
+        return None
+    try:
+        name = host.encode("idna")
+    except UnicodeError:
+        return f"{host!r} is not a valid host name (empty or over-long label)"
+    if not _HOST_NAME.fullmatch(name):
+        return f"{host!r} is not an IP address or a host name"
+    return None
+
+
+def check_ca_file(path: Path, *, where: str = "api.ca_file") -> None:
+    """Load the CA bundle once now, as the client will: a bad one is a config error,
+    not a traceback when the first request is built.
+
+    Raises:
+        ConfigError: unreadable, or no PEM certificate in it.
+    """
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as err:
+        raise ConfigError(
+            f"{where}: {path} is not a PEM bundle of CA certificates ({err.reason or err})"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot read {path} ({err.strerror or err})") from err
 
 
 def parse_config(table: Mapping[str, Any], file: Path | None = None) -> Config:
@@ -451,6 +564,8 @@ def load_config(path: Path) -> Config:
         table = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    except RecursionError as err:  # tomllib recurses once per nested array or table
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from err
     return parse_config(table, path.resolve())
 
 
@@ -465,15 +580,51 @@ def _check_key(key: str, origin: str) -> str:
     return key
 
 
-def _read_key_file(path: Path, origin: str) -> str:
+_KEY_FILE_MAX = 4096
+"""Bytes read from a key file at most: a key is about 50; this is not a key file."""
+
+
+def read_key_file(path: Path, origin: str, *, private: bool = True) -> str:
+    """The API key in ``path``, checked; ``origin`` says where the path came from.
+
+    Args:
+        path: the file.
+        origin: for messages, e.g. ``"api.key_file"``.
+        private: refuse a file group or others can read. A systemd credential
+            needs no such check: systemd makes it and sets its mode.
+
+    Raises:
+        ConfigError: unreadable, not a regular file, readable by others (when
+            ``private``), not UTF-8, or not a key. The message never contains the key.
+    """
+    where = f"{origin} {path}"
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: a FIFO must not hang the start; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
-        raise ConfigError(f"{origin} {path}: cannot read the API key ({err.strerror})") from err
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        _log.warning("API key file %s is readable by other users; chmod 600 it", path)
-    return _check_key(text, f"{origin} {path}")
+        raise ConfigError(f"{where}: cannot read the API key ({err.strerror})") from err
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{where}: not a regular file")
+        if private and mode & (stat.S_IRGRP | stat.S_IROTH):
+            raise ConfigError(
+                f"{where}: readable by other users (mode {stat.S_IMODE(mode):04o}); "
+                f"chmod 600 {path}"
+            )
+        data = os.read(fd, _KEY_FILE_MAX + 1)
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot read the API key ({err.strerror})") from err
+    finally:
+        os.close(fd)
+    if len(data) > _KEY_FILE_MAX:
+        raise ConfigError(f"{where}: too long to hold only an API key")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not chained: the decode error carries the file's bytes, the key among them.
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    return _check_key(text, where)
 
 
 def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> str:
@@ -484,17 +635,17 @@ def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> st
     from is usually readable by root only.
 
     Raises:
-        ConfigError: no key anywhere, or an unreadable or malformed one. The
-            message never contains the key.
+        ConfigError: no key anywhere, or an unreadable or malformed one, or an
+            ``api.key_file`` others can read. The message never contains the key.
     """
     env = os.environ if environ is None else environ
     if env.get("PASSQR_API_KEY"):
         return _check_key(env["PASSQR_API_KEY"], "PASSQR_API_KEY")
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / "api-key").exists():
-        return _read_key_file(Path(cred_dir) / "api-key", "systemd credential")
+    if cred_dir and os.path.exists(os.path.join(cred_dir, "api-key")):
+        return read_key_file(Path(cred_dir) / "api-key", "systemd credential", private=False)
     if config.api.key_file is not None:
-        return _read_key_file(config.api.key_file, "api.key_file")
+        return read_key_file(config.api.key_file, "api.key_file")
     raise ConfigError(
         "no API key: set PASSQR_API_KEY, api.key_file in the config, "
         "or LoadCredential=api-key:... in the systemd unit"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import errno
@@ -51,6 +52,7 @@ from scanner.config import (
     SimulatedSourceConfig,
     load_api_key,
     load_config,
+    read_key_file,
 )
 from scanner.errors import (
     APIError,
@@ -295,9 +297,9 @@ def _check_key(
 ) -> tuple[Check, str | None]:
     name = "api key"
     origin: str
-    env: Mapping[str, str] = environ
     cred_dir = environ.get("CREDENTIALS_DIRECTORY")
     file: Path | None = None
+    by_hand = False
     if environ.get("PASSQR_API_KEY"):
         origin = "the environment variable PASSQR_API_KEY"
     elif config.api.key_file is not None:
@@ -310,8 +312,7 @@ def _check_key(
         # Run by hand, outside the unit: read what LoadCredential= would hand over.
         file = credential_file
         origin = f"{file} (what the units' LoadCredential= hands to the service)"
-        config = dataclasses.replace(config, api=dataclasses.replace(config.api, key_file=file))
-        env = {}
+        by_hand = True
     else:
         return (
             Check(
@@ -324,17 +325,17 @@ def _check_key(
             None,
         )
     try:
-        key = load_api_key(config, env)
+        if by_hand:
+            # systemd copies it with its own mode: others reading it is a WARN below.
+            key = read_key_file(credential_file, "credential file", private=False)
+        else:
+            key = load_api_key(config, environ)
     except ConfigError as err:
-        return (
-            Check(
-                name=name,
-                status=Status.FAIL,
-                detail=err.message,
-                fix="the file must hold only the key (pqr_live_...) from your PassQR account",
-            ),
-            None,
-        )
+        fix = "the file must hold only the key (pqr_live_...) from your PassQR account"
+        with contextlib.suppress(OSError):
+            if file is not None and file.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+                fix = f"others can read the key: chmod 600 {file}"
+        return Check(name=name, status=Status.FAIL, detail=err.message, fix=fix), None
     check = Check(name=name, status=Status.OK, detail=f"found in {origin}; never shown")
     if file is None:
         return check, key

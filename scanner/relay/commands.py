@@ -19,7 +19,7 @@ def render(template: str, channel: int, *, hex_bytes: bool) -> bytes:
     """
     try:
         text = template.format(channel=channel)
-    except (KeyError, IndexError, ValueError) as err:
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as err:
         raise ConfigError(f"relay command {template!r}: {err}") from err
     if not hex_bytes:
         return text.encode("utf-8")

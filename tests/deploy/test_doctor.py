@@ -169,7 +169,8 @@ async def test_a_key_file(gate: Gate) -> None:
         assert check.status is Status.OK
     (gate.tmp / "api-key").chmod(0o644)
     check = (await gate.run(config, environ={}))["api key"]
-    assert check.status is Status.WARN
+    assert check.status is Status.FAIL  # `run` refuses it too (exit 78)
+    assert "readable by other users" in check.detail
     assert check.fix == f"others can read the key: chmod 600 {gate.tmp / 'api-key'}"
 
 
