@@ -209,6 +209,20 @@ class RelayConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SoundConfig:
+    type: Literal["none", "bell", "alsa", "relay"] = "none"
+    """Where the accept/reject/attention signals go; ``none``: silence."""
+    device: str = "default"
+    """``alsa``: the ALSA device (``default``, ``plughw:1,0``)."""
+    channel: int = _within(2, 1, 32)
+    """``relay``: the buzzer's channel on the door relay's board."""
+    cues: list[Literal["accept", "reject", "attention"]] = field(
+        default_factory=lambda: ["accept", "reject", "attention"]
+    )
+    """Which signals sound."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class JournalConfig:
     path: Path = Path("/var/lib/passqr-scanner/journal.sqlite3")
     min_free_kb: int = _within(10240, 0, 2**40)
@@ -242,6 +256,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
+    sound: SoundConfig = field(default_factory=SoundConfig)
     source_file: Path | None = None
     """Where this config was read from (not a TOML key)."""
 
@@ -392,6 +407,23 @@ def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
     return out
 
 
+def _check_sound(config: Config, file: Path | None) -> None:
+    sound, relay = config.sound, config.relay
+    if sound.type != "relay":
+        return
+    most = RELAY_CHANNELS.get(relay.type, 255 if relay.type in ("ascii", "hex") else 0)
+    if most < 2:
+        raise ConfigError(
+            f"{_where(file, 'sound.type')}: a buzzer needs a second channel on the door relay's "
+            f"board; relay type {relay.type!r} has none"
+        )
+    if sound.channel == relay.channel or sound.channel > most:
+        raise ConfigError(
+            f"{_where(file, 'sound.channel')}: another channel of the {relay.type} board than "
+            f"the door's ({relay.channel}), 1 to {most}"
+        )
+
+
 def _check(config: Config, file: Path | None) -> None:
     if config.staff.pin is not None and not config.staff.pin.strip():
         raise ConfigError(f"{_where(file, 'staff.pin')}: an empty PIN; remove the key for none")
@@ -412,6 +444,7 @@ def _check(config: Config, file: Path | None) -> None:
         raise ConfigError(
             f"{_where(file, 'relay.channel')}: {relay.type} boards have channels 1 to {most}"
         )
+    _check_sound(config, file)
     if relay.type in ("ascii", "hex"):
         from scanner.relay.commands import render
 

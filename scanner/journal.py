@@ -173,7 +173,8 @@ class Journal:
 
     def _open_sync(self, recover: bool = True) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private(self.path, create=recover)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(f"journal.path {self.path}: cannot open the journal ({err})") from err
@@ -551,6 +552,15 @@ def _rows(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> Itera
         row["manual"] = bool(row["manual"])
         row["offline"] = bool(row["offline"])
         yield row
+
+
+def _private(path: Path, *, create: bool) -> None:
+    """The journal holds names and e-mails: 0600 whatever the umask (SQLite gives its
+    -wal and -shm files the database file's mode)."""
+    if create and not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def _close_interrupted(conn: sqlite3.Connection) -> None:

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Callable
 
 from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget, BudgetLimits, Priority
@@ -23,7 +24,8 @@ from scanner.metrics import Metrics, parse_listen
 from scanner.models import RawScan, utcnow
 from scanner.offline import Catalog, Replayer
 from scanner.pipeline import Gate, ServerState, Validator
-from scanner.relay import Relay, build_relay
+from scanner.relay import Relay, build_channel_twin, build_relay
+from scanner.sound import AlsaSink, BellSink, Cue, RelaySink, Sink, Sounder
 from scanner.sources import KeyboardSource, Source, build_source
 
 _log = logging.getLogger(__name__)
@@ -97,9 +99,31 @@ class Kiosk:
         )
         self.metrics = Metrics(queue_length=lambda: self.replayer.status.pending)
         self.gate.subscribe(self.metrics.observe)
+        self.sounder: Sounder | None = None
+        sink = self._sound_sink()
+        if sink is not None:
+            self.use_sound(sink)
         self._metrics_server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+
+    def _sound_sink(self) -> Sink | None:
+        sound = self.config.sound
+        if sound.type == "alsa":
+            return AlsaSink(sound.device)
+        if sound.type == "relay":
+            return RelaySink(build_channel_twin(self.config.relay, self.relay, sound.channel))
+        return None  # none, or bell: the UI brings the terminal (use_bell)
+
+    def use_sound(self, sink: Sink) -> None:
+        """Sound every decision's cue on ``sink`` (call before :meth:`start`)."""
+        self.sounder = Sounder(sink, [Cue(c) for c in self.config.sound.cues])
+        self.gate.subscribe(self.sounder.observe)
+
+    def use_bell(self, ring: Callable[[], None]) -> None:
+        """``[sound] type = "bell"``: the UI's terminal bell."""
+        if self.config.sound.type == "bell" and self.sounder is None:
+            self.use_sound(BellSink(ring))
 
     @property
     def keyboard(self) -> KeyboardSource | None:
@@ -121,6 +145,8 @@ class Kiosk:
         await self.journal.open()
         atexit.register(self.relay.off_now)
         await self.relay.start()
+        if self.sounder is not None:
+            await self.sounder.start()
         await self.gate.load_counts()
         for source in self.sources:
             self._tasks.append(
@@ -209,6 +235,8 @@ class Kiosk:
                 await task
         self._tasks.clear()
         await self.gate.drain(grace_s=self.config.api.timeout_s + 1)
+        if self.sounder is not None:
+            await self.sounder.close()  # a buzzer channel shares the door relay's port
         await self.relay.close()
         atexit.unregister(self.relay.off_now)
         await self.client.aclose()

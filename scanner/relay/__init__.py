@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from scanner.config import RelayConfig
+from scanner.errors import ConfigError
 from scanner.relay.base import LockKind, Relay, RelayState
 from scanner.relay.commands import CommandRelay
 from scanner.relay.hw667 import Hw667Relay
@@ -48,6 +51,30 @@ def build_relay(config: RelayConfig) -> Relay:
     return _BOARDS[config.type](config.port, **common)
 
 
+#: Boards with more than one channel, whose other channels can drive a buzzer.
+MULTI_CHANNEL = ("lcus", "numato", "kmtronic", "ascii", "hex")
+
+
+def build_channel_twin(config: RelayConfig, door: Relay, channel: int) -> Relay:
+    """Another channel of the door relay's board (a buzzer or an LED tower).
+
+    It shares the door relay's port: started after it, closed before it.
+
+    Raises:
+        ConfigError: the door relay's board has a single channel, or is none.
+    """
+    if config.type not in MULTI_CHANNEL or not isinstance(door, SerialRelay):
+        raise ConfigError(
+            f"sound.channel: relay type {config.type!r} has no second channel for a buzzer"
+        )
+    if channel == config.channel:
+        raise ConfigError("sound.channel: the door's own channel cannot be the buzzer")
+    twin = build_relay(dataclasses.replace(config, channel=channel))
+    assert isinstance(twin, SerialRelay)
+    twin.share_port_of(door)
+    return twin
+
+
 __all__ = [
     "CommandRelay",
     "Hw667Relay",
@@ -58,6 +85,7 @@ __all__ = [
     "NumatoRelay",
     "Relay",
     "RelayState",
+    "build_channel_twin",
     "SerialRelay",
     "build_relay",
 ]

@@ -16,12 +16,27 @@ LOCK_TEXT = {
 }
 
 
+def port_hint(fault: str) -> str:
+    """What an installer does about a relay port that would not open."""
+    text = fault.lower()
+    if "no such file" in text or "errno 2]" in text:
+        return (
+            "relay.port does not exist: check the cable and the name "
+            "(ls -l /dev/serial/by-id/ /dev/passqr-relay)"
+        )
+    if "permission denied" in text or "errno 13]" in text:
+        return "no access to relay.port: add the service user to the dialout group"
+    if "busy" in text or "resource temporarily unavailable" in text or "errno 16]" in text:
+        return "another program holds relay.port (a running kiosk? ModemManager?)"
+    return "check relay.type, relay.port and relay.baudrate against the board"
+
+
 def _transcript(relay: Relay) -> list[str]:
     if not isinstance(relay, SerialRelay):
         return ["(no board: relay type none)"]
     lines = []
     for direction, data in relay.transcript:
-        printable = data.decode("ascii", errors="replace").encode("unicode_escape").decode()
+        printable = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data)
         arrow = "sent    " if direction == "tx" else "received"
         lines.append(f"{arrow} {data.hex(' ').upper():<24} {printable}")
     return lines or ["nothing was sent"]
@@ -61,6 +76,7 @@ async def _pulse_once(
         await relay.start()
         if relay.state is RelayState.FAULT:
             say(f"FAILED to open or switch OFF: {relay.fault}")
+            say(f"fix: {port_hint(relay.fault)}")
             return 1
         if not await relay.pulse(length):
             say(f"FAILED to switch ON: {relay.fault}")

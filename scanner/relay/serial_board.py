@@ -52,6 +52,12 @@ class SerialRelay(Relay):
         self.transcript: deque[tuple[str, bytes]] = deque(maxlen=64)
         self._serial: serial.Serial | None = None
         self._io_lock = threading.Lock()
+        self._owner: SerialRelay = self
+
+    def share_port_of(self, owner: SerialRelay) -> None:
+        """Drive this channel through ``owner``'s open port (a buzzer on the door board's
+        other channel): one exclusive open, one lock around every command."""
+        self._owner = owner
 
     @property
     def description(self) -> str:
@@ -113,15 +119,16 @@ class SerialRelay(Relay):
         return port
 
     def _switch(self, on: bool) -> None:
-        with self._io_lock:
-            if self._serial is None:
-                self._serial = self._open()
-                if not on:
+        owner = self._owner
+        with owner._io_lock:
+            if owner._serial is None:
+                owner._serial = owner._open()
+                if not on and owner is self:
                     return  # _open just sent OFF
             try:
-                self._send(self._serial, on)
+                self._send(owner._serial, on)
             except (serial.SerialException, OSError, RelayError):
-                self._drop()
+                owner._drop()
                 raise
 
     def _drop(self) -> None:
@@ -133,5 +140,7 @@ class SerialRelay(Relay):
                 _log.debug("closing %s: %s", self.port, err)
 
     def _release(self) -> None:
+        if self._owner is not self:
+            return  # the owner closes the port
         with self._io_lock:
             self._drop()

@@ -81,7 +81,9 @@ class ThreadedSource(Source):
 
     def _set(self, state: SourceState, detail: str = "") -> None:
         if state is not self.state or detail != self.detail:
-            _log.info("source %s: %s %s", self.name, state.value, detail)
+            # A degraded scanner is a fault an operator filters for (journalctl -p warning).
+            level = logging.WARNING if state is SourceState.DEGRADED else logging.INFO
+            _log.log(level, "source %s: %s %s", self.name, state.value, detail)
         self.state, self.detail = state, detail
 
     def _backoff(self, attempt: int) -> None:

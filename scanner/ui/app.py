@@ -108,6 +108,7 @@ class KioskApp(App[int]):
     async def on_mount(self) -> None:
         self._install_signal_handlers()
         self.kiosk.gate.subscribe(self._on_decision)
+        self.kiosk.use_bell(self.bell)
         try:
             await self.kiosk.start()
         except ScannerError as err:

@@ -627,6 +627,11 @@ def test_disk_full_never_admits_without_a_decision_row(
         free = filler.free_kb()
         scanner.scan(code, b"\r")
         seen.append((code, free, kiosk.decision(timeout=30)))
+        admitted = sum(line["decision"] == "accepted" for _, _, line in seen)
+        # The ON frame may still be in the pty when the JSON line arrives: wait for the
+        # board to have seen every admission's ON (or time out and let the count below
+        # fail), then for the contact to be OFF again.
+        relay.wait_for(lambda b: len(b.on_events()) >= admitted, timeout=5)
         assert relay.wait_for(lambda b: not b.state[1]), "a pulse ends before the next scan"
 
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -466,3 +467,18 @@ async def test_csv_export_defuses_formulas_and_terminal_escapes(tmp_path: Path) 
 def test_bidi_overrides_are_shown_as_unicode_escapes() -> None:
     assert printable("PASS-\u202eABC") == "PASS-\\u202eABC"
     assert printable("a\x1bb") == "a\\x1bb"
+
+
+async def test_the_journal_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        journal = Journal(tmp_path / "state" / "journal.sqlite3")
+        await journal.open()
+        scan = Scan(id="s", ts=utcnow(), gate="g", source="s", raw="x", code=None)
+        await journal.record_scan(scan)
+        await journal.close()
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "state").iterdir():
+        assert path.stat().st_mode & 0o077 == 0, f"{path.name} is readable by others"
+    assert (tmp_path / "state").stat().st_mode & 0o077 == 0

@@ -195,9 +195,26 @@ def test_relay_test_says_what_it_sent_and_the_lock(tmp_path: Path) -> None:
     assert "fail-safe" in result.stdout
     assert "sent     FF 01 01" in result.stdout
     assert "received FF 01 01" in result.stdout
+    assert "\\x" not in result.stdout and "\ufffd" not in result.stdout, "no escape soup"
+    assert "sent     FF 01 01                 ..." in result.stdout, "non-ASCII bytes as dots"
     assert result.stdout.strip().endswith("OFF")
     assert off.returncode == 0
     assert "sent     FF 01 00" in off.stdout
+
+
+def test_relay_test_on_a_missing_port_says_how_to_fix_it(tmp_path: Path) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text(f'[relay]\ntype = "lcus"\nport = "{tmp_path / "gone"}"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "scanner", "relay", "test", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "fix: relay.port does not exist" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_relay_off_reports_a_missing_board(tmp_path: Path) -> None:
