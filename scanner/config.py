@@ -104,6 +104,9 @@ class GateConfig:
     """The same code again within this window, from any source, is ignored."""
     result_hold_s: float = _within(3.0, 0, _DAY_S, unit="seconds")
     """How long a result stays on screen before the idle screen returns."""
+    passage_window_s: float = _within(10.0, 0, 3600, above=True, unit="seconds")
+    """With a passage sensor (``[[inputs]] role = "passage"``): how long an admission waits
+    for its guest to go through; a passage outside every window is forced or tailgating."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +188,7 @@ _SOURCE_TYPES: Mapping[str, type[Any]] = {
 }
 
 
-RelayType = Literal["none", "lcus", "numato", "kmtronic", "hw667", "ascii", "hex"]
+RelayType = Literal["none", "lcus", "numato", "kmtronic", "hw667", "ascii", "hex", "gpio"]
 
 #: Channels each board type has (``ascii``/``hex``: whatever the commands say).
 RELAY_CHANNELS: Mapping[str, int] = {"lcus": 8, "numato": 32, "kmtronic": 8, "hw667": 1}
@@ -206,6 +209,67 @@ class RelayConfig:
     on_command: str | None = _any_bytes(None)
     """``ascii``/``hex``: the ON command; ``{channel}`` is replaced by the channel."""
     off_command: str | None = _any_bytes(None)
+    pin: int | None = _within(None, 0, 53)
+    """``gpio``: the relay's line, as a BCM number (GPIO17 is header pin 11)."""
+    active_low: bool = False
+    """``gpio``: the relay closes when the line is low (most opto-isolated relay modules)."""
+
+
+# -- the Pi's own pins (issue 16) ------------------------------------------------------------
+
+InputRole = Literal["passage", "exit", "tamper", "alarm"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpioInputConfig:
+    """A contact on a GPIO line: the turnstile's passage sensor, an exit button, a tamper
+    switch or an alarm output."""
+
+    type: Literal["gpio"]
+    pin: int = field(metadata={"bounds": Bounds(0, 53)})
+    """The line, as a BCM number."""
+    role: InputRole
+    pull: Literal["up", "down", "none"] = "up"
+    """The Pi's own resistor: ``up`` for a dry contact to ground (the usual wiring)."""
+    active: Literal["low", "high"] | None = None
+    """The level that means "triggered"; by default the opposite of ``pull`` (a closing
+    contact). ``high`` with ``pull = "up"``: a normally-closed contact that opens."""
+    debounce_ms: int = _within(50, 0, 10_000)
+    """Edges this soon after a trigger are the same trigger (contact bounce)."""
+    name: str | None = None
+
+    @property
+    def active_level(self) -> Literal["low", "high"]:
+        if self.active is not None:
+            return self.active
+        return "low" if self.pull == "up" else "high"
+
+
+def _check_gpio(config: Config, file: Path | None) -> None:
+    relay = config.relay
+    used: dict[int, str] = {}
+    if relay.type == "gpio":
+        if relay.pin is None:
+            raise ConfigError(f"{_where(file, 'relay.pin')}: required for relay type 'gpio'")
+        if relay.port is not None:
+            raise ConfigError(
+                f"{_where(file, 'relay.port')}: relay type 'gpio' has no port (set relay.pin)"
+            )
+        used[relay.pin] = "relay.pin"
+    elif relay.pin is not None:
+        raise ConfigError(f"{_where(file, 'relay.pin')}: only relay type 'gpio' takes a pin")
+    for i, item in enumerate(config.inputs):
+        key = f"inputs[{i}]"
+        if item.pull == "none" and item.active is None:
+            raise ConfigError(
+                f"{_where(file, key + '.active')}: required with pull = 'none' "
+                '("low" or "high": the level that means triggered)'
+            )
+        if item.pin in used:
+            raise ConfigError(
+                f"{_where(file, key + '.pin')}: GPIO{item.pin} is already {used[item.pin]}"
+            )
+        used[item.pin] = key + ".pin"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +321,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     sound: SoundConfig = field(default_factory=SoundConfig)
+    inputs: list[GpioInputConfig] = field(default_factory=list)
+    """``[[inputs]]``: contacts on the Pi's GPIO lines (issue 16)."""
     source_file: Path | None = None
     """Where this config was read from (not a TOML key)."""
 
@@ -434,7 +500,8 @@ def _check(config: Config, file: Path | None) -> None:
             parse_listen(config.metrics.listen)
         except ConfigError as err:
             raise ConfigError(f"{file}: {err}" if file else str(err)) from err
-    if config.relay.type != "none" and not config.relay.port:
+    _check_gpio(config, file)
+    if config.relay.type not in ("none", "gpio") and not config.relay.port:
         raise ConfigError(
             f"{_where(file, 'relay.port')}: required for relay type {config.relay.type!r}"
         )

@@ -27,10 +27,15 @@ def build_relay(config: RelayConfig) -> Relay:
     """The driver for ``[relay] type``; nothing is opened until :meth:`Relay.start`.
 
     Raises:
-        ConfigError: an ``ascii``/``hex`` command that cannot be rendered.
+        ConfigError: an ``ascii``/``hex`` command that cannot be rendered; gpiozero missing.
     """
     if config.type == "none":
         return NoRelay(pulse_ms=config.pulse_ms)
+    if config.type == "gpio":  # issue 16; gpiozero is imported only for this type
+        from scanner.relay.gpio import GpioRelay
+
+        assert config.pin is not None  # checked when the config was loaded
+        return GpioRelay(config.pin, active_low=config.active_low, pulse_ms=config.pulse_ms)
     assert config.port is not None  # checked when the config was loaded
     common = {
         "channel": config.channel,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from scanner.config import RelayConfig
 from scanner.relay import Relay, RelayState, SerialRelay, build_relay
+from scanner.relay.gpio import GpioRelay
 from scanner.signals import stop_on_signals
 
 LOCK_TEXT = {
@@ -32,6 +33,8 @@ def port_hint(fault: str) -> str:
 
 
 def _transcript(relay: Relay) -> list[str]:
+    if isinstance(relay, GpioRelay):
+        return relay.transcript_lines()
     if not isinstance(relay, SerialRelay):
         return ["(no board: relay type none)"]
     lines = []
@@ -76,7 +79,8 @@ async def _pulse_once(
         await relay.start()
         if relay.state is RelayState.FAULT:
             say(f"FAILED to open or switch OFF: {relay.fault}")
-            say(f"fix: {port_hint(relay.fault)}")
+            fix = relay.hint(relay.fault) if isinstance(relay, GpioRelay) else None
+            say(f"fix: {fix or port_hint(relay.fault)}")
             return 1
         if not await relay.pulse(length):
             say(f"FAILED to switch ON: {relay.fault}")
