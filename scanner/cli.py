@@ -129,7 +129,10 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     if isinstance(config, int):
         return config
     setup_logging(level=args.log_level)
-    return relay_off(config.relay, print)
+    try:
+        return relay_off(config.relay, print)
+    except ScannerError as err:  # relay.type = "gpio" without gpiozero
+        return _fail(str(err), EXIT_CONFIG)
 
 
 def cmd_relay_test(args: argparse.Namespace) -> int:
@@ -143,7 +146,10 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    return asyncio.run(relay_test(config.relay, say, args.pulse_ms))
+    try:
+        return asyncio.run(relay_test(config.relay, say, args.pulse_ms))
+    except ScannerError as err:  # relay.type = "gpio" without gpiozero
+        return _fail(str(err), EXIT_CONFIG)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from scanner import notify
 from scanner.config import Config
@@ -33,11 +33,16 @@ async def run_headless(
     stream = out or sys.stdout
     kiosk = kiosk or Kiosk(config, api_key=api_key, headless=True)
 
-    def emit(decision: Decision) -> None:
-        stream.write(json.dumps(decision.to_json(), ensure_ascii=False) + "\n")
+    def emit_line(line: dict[str, Any]) -> None:
+        stream.write(json.dumps(line, ensure_ascii=False) + "\n")
         stream.flush()
 
+    def emit(decision: Decision) -> None:
+        emit_line(decision.to_json())
+
     kiosk.gate.subscribe(emit)
+    # Issue 16: each passage outcome, exit, tamper and alarm is a line of its own ("event").
+    kiosk.turnstile.subscribe(lambda event: emit_line(event.to_json()))
     with stop_on_signals() as stop:
         try:
             await kiosk.start()

@@ -249,6 +249,11 @@ class Metrics:
         out.sample(p + "relay_on", int(relay.state is RelayState.ON), label)
         out.family(p + "relay_pulses_total", "counter", "Pulses for admissions.")
         out.sample(p + "relay_pulses_total", relay.pulses, label)
+        # Issue 16: passages (passed, not_passed, forced), exits, tamper, alarm; contacts up.
+        for name, kind, help_text, samples in kiosk.turnstile.metric_families():
+            out.family(name, kind, help_text)
+            for labels, value in samples:
+                out.sample(name, value, sorted(labels.items()))
 
     # -- the HTTP responder ------------------------------------------------------------------
 

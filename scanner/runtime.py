@@ -19,6 +19,7 @@ from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget, BudgetLimits, Priority
 from scanner.config import Config, KeyboardSourceConfig
 from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
+from scanner.gpio_input import build_inputs
 from scanner.journal import Journal
 from scanner.metrics import Metrics, parse_listen
 from scanner.models import RawScan, utcnow
@@ -27,6 +28,7 @@ from scanner.pipeline import Gate, ServerState, Validator
 from scanner.relay import Relay, build_channel_twin, build_relay
 from scanner.sound import AlsaSink, BellSink, Cue, RelaySink, Sink, Sounder
 from scanner.sources import KeyboardSource, Source, build_source
+from scanner.turnstile import Turnstile
 
 _log = logging.getLogger(__name__)
 
@@ -99,6 +101,13 @@ class Kiosk:
         )
         self.metrics = Metrics(queue_length=lambda: self.replayer.status.pending)
         self.gate.subscribe(self.metrics.observe)
+        self.turnstile = Turnstile(  # the Pi's own contacts (issue 16); idle without [[inputs]]
+            config=config.gate,
+            inputs=build_inputs(config.inputs),
+            journal=self.journal,
+            relay=self.relay,
+        )
+        self.gate.subscribe(self.turnstile.observe)
         self.sounder: Sounder | None = None
         sink = self._sound_sink()
         if sink is not None:
@@ -148,6 +157,7 @@ class Kiosk:
         if self.sounder is not None:
             await self.sounder.start()
         await self.gate.load_counts()
+        await self.turnstile.start()
         for source in self.sources:
             self._tasks.append(
                 asyncio.create_task(self._run_source(source), name=f"source-{source.name}")
@@ -205,6 +215,9 @@ class Kiosk:
             deleted = await self.journal.prune(
                 keep_days=journal.keep_days, max_rows=journal.max_rows, now=utcnow()
             )
+            deleted += await self.journal.prune_events(
+                keep_days=journal.keep_days, max_rows=journal.max_rows, now=utcnow()
+            )
         except sqlite3.Error as err:
             _log.warning("journal retention not applied: %s", err)
             return 0
@@ -235,6 +248,7 @@ class Kiosk:
                 await task
         self._tasks.clear()
         await self.gate.drain(grace_s=self.config.api.timeout_s + 1)
+        await self.turnstile.stop()  # before the relay closes: an exit pulse may be under way
         if self.sounder is not None:
             await self.sounder.close()  # a buzzer channel shares the door relay's port
         await self.relay.close()
