@@ -93,6 +93,7 @@ class GateScreen(Screen[None]):
                 kiosk.relay,
                 width=max(self.size.width - 2, 20),
                 link=link,
+                turnstile=kiosk.turnstile,
             )
         )
         self.panel.checking = kiosk.gate.status.in_flight > 0
@@ -198,7 +199,7 @@ class RecentScansScreen(ModalScreen[None]):
             bar.renderer = ConsoleScrollBarRender  # type: ignore[misc]  # documented per-widget
         table.add_columns(*self.COLUMNS)
         try:
-            self.rows = await self.kiosk.journal.recent(self.LIMIT)
+            self.rows = await self.kiosk.journal.recent_with_events(self.LIMIT)  # + forced, exits
         except Exception as err:  # noqa: BLE001 - a journal fault is shown, never raised
             _log.warning("cannot read the journal: %s", err)
             self.query_one(".title", Static).update(

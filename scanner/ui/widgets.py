@@ -17,11 +17,13 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from scanner.gpio_input import GpioInput
 from scanner.models import Decision
 from scanner.payload import printable
 from scanner.pipeline import GateStatus, ServerState
 from scanner.relay import Relay, RelayState
 from scanner.sources import Source, SourceState
+from scanner.turnstile import Turnstile, TurnstileStatus
 from scanner.ui import bigtext
 
 _log = logging.getLogger(__name__)
@@ -206,12 +208,38 @@ def link_content(status: GateStatus, link: LinkStatus) -> Content:
     return Content.assemble(*parts)
 
 
+def turnstile_content(status: TurnstileStatus, inputs: list[GpioInput]) -> Content:
+    """``Turnstile 2 passed of 3 admitted, 1 not passed, 1 FORCED``: issue 16's counts for
+    staff; a forced passage, tamper or alarm in reverse video, a contact that is not read."""
+    return Content.assemble(*_turnstile_parts(status, inputs))
+
+
+def _turnstile_parts(
+    status: TurnstileStatus, inputs: list[GpioInput]
+) -> list[str | tuple[str, str]]:
+    parts: list[str | tuple[str, str]] = [
+        f"Turnstile {status.passed} passed of {status.admissions} admitted"
+    ]
+    if status.not_passed:
+        parts.append(f", {status.not_passed} not passed")
+    for count, label in ((status.forced, "{} FORCED"), (status.tamper, "TAMPER {}")):
+        if count:
+            parts += [", ", (f" {label.format(count)} ", "reverse " + BAD)]
+    if status.alarms:
+        parts += [", ", (f" ALARM {status.alarms} ", "reverse " + BAD)]
+    for contact in inputs:
+        if contact.state is SourceState.DEGRADED:
+            parts += [", ", (f"{literal(contact.name, 20)} {contact.state.value}", BAD)]
+    return parts
+
+
 def status_content(
     status: GateStatus,
     sources: list[Source],
     relay: Relay,
     width: int = 78,
     link: LinkStatus | None = None,
+    turnstile: Turnstile | None = None,
 ) -> Content:
     """Three lines for staff: the server and today's counts; the devices; offline work.
 
@@ -241,6 +269,8 @@ def status_content(
         devices.append((relay.state.value.upper(), _RELAY_STYLE.get(relay.state, BAD)))
         if relay.state is RelayState.FAULT and relay.fault:
             devices.append(f" ({literal(relay.fault, 30)})")
+    if turnstile is not None and turnstile.active:  # issue 16: the Pi's own contacts
+        devices += [_SEP, *_turnstile_parts(turnstile.status, turnstile.inputs)]
     devices += [_SEP, "Scanners: "]
     if not sources:
         devices.append(("none", BAD))
