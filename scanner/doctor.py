@@ -770,6 +770,10 @@ async def _check_relay(config: Config, *, click: bool) -> Check:
     name = "relay"
     if relay.type == "none":
         return Check(name=name, status=Status.OK, detail="relay.type = none: no door relay")
+    if relay.type == "gpio":  # issue 16: the checks live in scanner/gpio_checks.py
+        from scanner.gpio_checks import gpio_relay_check
+
+        return await gpio_relay_check(config, click=click)
     assert relay.port is not None  # checked by load_config
     if click:
         from scanner.relay.check import relay_test
@@ -933,10 +937,12 @@ def _check_user(config: Config) -> Check:
             "as passqr with the groups its unit grants (SupplementaryGroups=)",
         )
     needed: set[str] = set()
-    if config.relay.type != "none" or any(
+    if config.relay.type not in ("none", "gpio") or any(
         isinstance(s, SerialSourceConfig) for s in config.sources
     ):
         needed.add("dialout")
+    if config.relay.type == "gpio" or config.inputs:
+        needed.add("gpio")
     if any(isinstance(s, EvdevSourceConfig) for s in config.sources):
         needed.add("input")
     if any(isinstance(s, CameraSourceConfig) for s in config.sources):
@@ -955,7 +961,7 @@ def _check_user(config: Config) -> Check:
 
 
 def _check_modemmanager(config: Config) -> Check | None:
-    serial_in_use = config.relay.type != "none" or any(
+    serial_in_use = config.relay.type not in ("none", "gpio") or any(
         isinstance(s, SerialSourceConfig) for s in config.sources
     )
     if not serial_in_use or shutil.which("ModemManager", path="/usr/sbin:/usr/bin:/sbin") is None:
@@ -1003,6 +1009,9 @@ async def diagnose(
     else:
         checks += await _check_api(config, key)
     checks += await _check_sources(config)
+    from scanner.gpio_checks import gpio_input_checks  # issue 16: [[inputs]], /dev/gpiochip*
+
+    checks += await gpio_input_checks(config)
     checks.append(await _check_relay(config, click=relay_click))
     checks.append(await _check_journal(config))
     checks.append(_check_logs(config))

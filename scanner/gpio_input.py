@@ -78,7 +78,7 @@ class GpioInput:
         try:
             while True:
                 try:
-                    self._device = await asyncio.to_thread(self._open, edge)
+                    self._device = await asyncio.to_thread(self.claim, edge)
                 except Exception as err:  # noqa: BLE001 - any pin trouble degrades the input
                     self._set(SourceState.DEGRADED, gpio.describe(err))
                     await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
@@ -90,7 +90,12 @@ class GpioInput:
             self._close()
             self.state = SourceState.STOPPED
 
-    def _open(self, edge: Callable[[], None]) -> Any:
+    def claim(self, edge: Callable[[], None]) -> Any:
+        """Claim the pin as an input calling ``edge`` (on gpiozero's thread) when triggered.
+
+        Raises:
+            Exception: whatever gpiozero or its pin factory raises (see :func:`gpio.describe`).
+        """
         config = self.config
         pull_up = _PULL_UP[config.pull]
         options: dict[str, Any] = {"pull_up": pull_up}
