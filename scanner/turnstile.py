@@ -14,8 +14,8 @@ the oldest one:
 
 The exit button (a request-to-exit switch) pulses the relay with no validation and opens a
 window of its own, so the person leaving is not taken for an intruder. Tamper and alarm
-contacts are recorded and shown. Passage windows exist only when a passage contact is
-configured: without one, nobody's passage is known.
+contacts are recorded and shown. Passage windows exist only while a passage contact is read:
+without one (none configured, or its pin in trouble), an admission's passage is unknown.
 
 Triggers are decided on the event loop the moment they arrive (so a passage belongs to the
 window open at that moment); journaling and telling listeners (the screen, headless JSON
@@ -159,7 +159,7 @@ class Turnstile:
         self.journal = journal
         self.relay = relay
         self.status = TurnstileStatus()
-        self.tracks_passage = any(i.role == "passage" for i in inputs)
+        self._sensors = [i for i in inputs if i.role == "passage"]
         self._windows: deque[_Window] = deque()
         self._listeners: list[Listener] = []
         self._jobs: asyncio.Queue[Callable[[], Awaitable[GateEvent | None]]] = asyncio.Queue()
@@ -169,6 +169,12 @@ class Turnstile:
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` on the event loop with every event, once it is journaled."""
         self._listeners.append(listener)
+
+    @property
+    def tracks_passage(self) -> bool:
+        """A passage contact is being read now. Without one (none configured, or its pin
+        cannot be claimed) an admission's passage is unknown, not "nobody went through"."""
+        return any(s.state is SourceState.READY for s in self._sensors)
 
     @property
     def active(self) -> bool:

@@ -399,6 +399,30 @@ async def test_an_input_pin_in_use_degrades_and_heals(
         await kiosk.stop()
 
 
+async def test_a_passage_sensor_that_cannot_be_read_leaves_passages_unknown(
+    tmp_path: Path, local_server: LocalServer, pins: MockFactory
+) -> None:
+    """No window without a working sensor: a broken contact is not "nobody went through"."""
+    squatter = DigitalInputDevice(PASSAGE, pull_up=True)
+    kiosk = Kiosk(make_config(tmp_path, local_server), api_key=local_server.api_key, sources=[])
+    events: list[GateEvent] = []
+    kiosk.turnstile.subscribe(events.append)
+    await kiosk.start()
+    try:
+        (sensor,) = [i for i in kiosk.turnstile.inputs if i.role == "passage"]
+        await eventually(lambda: sensor.state is SourceState.DEGRADED)
+        task = kiosk.gate.submit(RawScan(source="t", text=local_server.seed()["season"], at=0))
+        assert task is not None and (await task).accepted
+        await asyncio.sleep(WINDOW_S + 0.2)
+        assert events == [] and kiosk.turnstile.status.not_passed == 0
+        assert kiosk.turnstile.status.open_windows == 0
+    finally:
+        squatter.close()
+        await kiosk.stop()
+    rig = Rig(kiosk, pins, {}, tmp_path)
+    assert [r["passage"] for r in rig.rows("scans")] == [None]
+
+
 async def test_a_pin_factory_that_fails_degrades_everything_and_decides_on(
     tmp_path: Path, local_server: LocalServer
 ) -> None:
