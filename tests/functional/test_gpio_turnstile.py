@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -461,11 +462,20 @@ def test_a_missing_gpiozero_is_one_line_and_exit_78(
         f'[journal]\npath = "{tmp_path / "j.sqlite3"}"\n'
     )
     monkeypatch.setenv("PASSQR_API_KEY", local_server.api_key)
-    for argv in (["relay", "off"], ["relay", "test"], ["run", "--headless"]):
-        assert cli.main([*argv, "--config", str(path)]) == 78, argv
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "needs gpiozero" in err, (argv, err)
-        assert "Traceback" not in err
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        for argv in (["relay", "off"], ["relay", "test"], ["run", "--headless"]):
+            assert cli.main([*argv, "--config", str(path)]) == 78, argv
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "needs gpiozero" in err, (argv, err)
+            assert "Traceback" not in err
+    finally:  # the CLI set up logging on capsys's stderr, which closes after this test
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
 
 
 # -- headless JSON lines ---------------------------------------------------------------------------
