@@ -78,7 +78,7 @@ class GpioInput:
         try:
             while True:
                 try:
-                    self._device = await asyncio.to_thread(self.claim, edge)
+                    self._device = await self._claim_off_loop(edge)
                 except Exception as err:  # noqa: BLE001 - any pin trouble degrades the input
                     self._set(SourceState.DEGRADED, gpio.describe(err))
                     await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
@@ -89,6 +89,15 @@ class GpioInput:
         finally:
             self._close()
             self.state = SourceState.STOPPED
+
+    async def _claim_off_loop(self, edge: Callable[[], None]) -> Any:
+        claiming = asyncio.ensure_future(asyncio.to_thread(self.claim, edge))
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # Stopped while the thread claims the pin: let go of it once it has.
+            claiming.add_done_callback(_close_claimed)
+            raise
 
     def claim(self, edge: Callable[[], None]) -> Any:
         """Claim the pin as an input calling ``edge`` (on gpiozero's thread) when triggered.
@@ -133,6 +142,13 @@ class GpioInput:
             device.close()
         except Exception as err:  # noqa: BLE001 - letting go of a broken pin is best effort
             _log.debug("closing input %s: %s", self.name, err)
+
+
+def _close_claimed(claiming: asyncio.Future[Any]) -> None:
+    if claiming.cancelled() or claiming.exception() is not None:
+        return
+    with contextlib.suppress(Exception):
+        claiming.result().close()
 
 
 def build_inputs(configs: list[GpioInputConfig]) -> list[GpioInput]:

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from scanner.config import (
     RelayConfig,
 )
 from scanner.errors import ConfigError
+from scanner.gpio_input import GpioInput
 from scanner.headless import run_headless
 from scanner.models import Decision, RawScan
 from scanner.pipeline import DOOR_FAULT_TEXT
@@ -532,3 +534,26 @@ async def test_headless_prints_each_passage_outcome_as_its_own_line(
     scan_ids = {r["scan_id"] for r in Rig(kiosk, pins, codes, tmp_path).rows("scans")}
     assert {passed["scan_id"], not_passed["scan_id"]} == scan_ids
     assert pins.pin(RELAY).state is False
+
+
+async def test_stopping_while_a_pin_is_being_claimed_lets_go_of_it(pins: MockFactory) -> None:
+    """The claim runs on a thread; a stop that overtakes it must not leave the pin held."""
+    contact = GpioInput(GpioInputConfig(type="gpio", pin=PASSAGE, role="passage"))
+    release = threading.Event()
+    claim = contact.claim
+    held: list[Any] = []  # a reference elsewhere: gpiozero's __del__ cannot be relied on
+
+    def slow_claim(edge: Any) -> Any:
+        release.wait(5)
+        held.append(claim(edge))
+        return held[-1]
+
+    contact.claim = slow_claim  # type: ignore[method-assign]
+    task = asyncio.create_task(contact.run(lambda _: None))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    await eventually(lambda: bool(held) and held[0].closed)
+    DigitalInputDevice(PASSAGE).close()  # free again: nothing holds it
