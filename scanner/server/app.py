@@ -37,31 +37,28 @@ from scanner.server.errors import (
     NotFoundError,
     StoreError,
     UnknownTemplateError,
-    bad_request,
     shown,
+)
+from scanner.server.fields import (
+    PASS_CREATE_FIELDS,
+    PASS_UPDATE_FIELDS,
+    TEMPLATE_FIELDS,
+    VALIDATE_FIELDS,
+    names,
+    read,
 )
 from scanner.server.ratelimit import RateLimitMiddleware, RateLimits
 from scanner.server.store import IdempotencyMismatchError, IdempotencyScope, Operation, Store, dumps
 from scanner.server.validation import (
     MAX_BODY_BYTES,
-    MAX_CODE_LENGTH,
-    SETTABLE_STATUSES,
     canonical_json,
-    color_field,
-    email_field,
     idempotency_key,
     json_media_type,
-    list_of_objects_field,
-    max_uses_field,
     normalise_code,
-    object_field,
     page_params,
     parse_object,
     parse_query,
     status_param,
-    string_field,
-    timestamp_field,
-    url_field,
     uuid_value,
 )
 
@@ -72,17 +69,6 @@ JSON = "application/json"
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="passqr"'}
 #: Seconds a client is told to wait after the database was busy (503).
 _BUSY_RETRY_AFTER = 1
-
-_PASS_CREATE_FIELDS = (
-    "template_id",
-    "holder_name",
-    "holder_email",
-    "max_uses",
-    "expires_at",
-    "data",
-)
-_PASS_PATCH_FIELDS = ("holder_name", "holder_email", "data", "status")
-_TEMPLATE_FIELDS = ("name", "type", "description", "color", "logo_url", "fields", "settings")
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -326,7 +312,7 @@ class PassQRService:
                 lambda store: store.list_passes(page, template_id=template_id, status=status)
             )
         parse_query(request.scope["query_string"], ())
-        return await self._post(request, api_key, _PASS_CREATE_FIELDS, _build_pass_create)
+        return await self._post(request, api_key, names(PASS_CREATE_FIELDS), _build_pass_create)
 
     async def pass_item(self, request: Request) -> Response:
         await self.authenticate(request)
@@ -336,8 +322,8 @@ class PassQRService:
             return await self._read(lambda store: {"data": store.get_pass(pass_id)})
         if request.method == "DELETE":
             return await self._write(lambda store: (200, store.revoke_pass(pass_id)))
-        body = parse_object(await read_body(request), _PASS_PATCH_FIELDS)
-        changes = _pass_changes(body)
+        body = parse_object(await read_body(request), names(PASS_UPDATE_FIELDS))
+        changes = read(PASS_UPDATE_FIELDS, body, creating=False)
         return await self._write(lambda store: (200, {"data": store.update_pass(pass_id, changes)}))
 
     async def templates(self, request: Request) -> Response:
@@ -346,7 +332,7 @@ class PassQRService:
             page = page_params(parse_query(request.scope["query_string"], ("page", "limit")))
             return await self._read(Store.list_templates, page)
         parse_query(request.scope["query_string"], ())
-        return await self._post(request, api_key, _TEMPLATE_FIELDS, _build_template_create)
+        return await self._post(request, api_key, names(TEMPLATE_FIELDS), _build_template_create)
 
     async def template_item(self, request: Request) -> Response:
         await self.authenticate(request)
@@ -361,8 +347,8 @@ class PassQRService:
                     {"data": store.delete_template(template_id), "message": "Template deleted"},
                 )
             )
-        body = parse_object(await read_body(request), _TEMPLATE_FIELDS)
-        changes = _template_changes(body)
+        body = parse_object(await read_body(request), names(TEMPLATE_FIELDS))
+        changes = read(TEMPLATE_FIELDS, body, creating=False)
         return await self._write(
             lambda store: (200, {"data": store.update_template(template_id, changes)})
         )
@@ -373,16 +359,11 @@ class PassQRService:
         key_id = api_key.id
 
         def build(body: dict[str, Any]) -> Operation:
-            given = body.get("code")
-            if not isinstance(given, str):
-                raise bad_request("code is required and must be a string")
-            given = given.strip()
-            if not 1 <= len(given) <= MAX_CODE_LENGTH:
-                raise bad_request(f"code must be 1 to {MAX_CODE_LENGTH} characters long")
+            given: str = read(VALIDATE_FIELDS, body, creating=True)["code"]
             code = normalise_code(given)
             return lambda store: (200, store.validate(code, given, key_id))
 
-        return await self._post(request, api_key, ("code",), build)
+        return await self._post(request, api_key, names(VALIDATE_FIELDS), build)
 
 
 def _translate(err: StoreError) -> ApiError:
@@ -421,75 +402,17 @@ def _idempotency_mismatch() -> ApiError:
 
 
 def _build_pass_create(body: dict[str, Any]) -> Operation:
-    if "template_id" not in body:
-        raise bad_request("template_id is required")
-    template_id = uuid_value(body["template_id"], "template_id")
-    holder_name = string_field(body, "holder_name", max_length=200, default=None)
-    holder_email = email_field(body, "holder_email")
-    max_uses = max_uses_field(body)
-    expires_at = timestamp_field(body, "expires_at")
-    data = object_field(body, "data")
+    values = read(PASS_CREATE_FIELDS, body, creating=True)
 
     def create(store: Store) -> tuple[int, Any]:
-        created = store.create_pass(
-            template_id=template_id,
-            holder_name=holder_name,
-            holder_email=holder_email,
-            max_uses=max_uses,
-            expires_at=expires_at,
-            data=data,
-        )
-        return 201, {"data": created}
+        return 201, {"data": store.create_pass(**values)}
 
     return create
 
 
-def _pass_changes(body: dict[str, Any]) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if "holder_name" in body:
-        changes["holder_name"] = string_field(body, "holder_name", max_length=200)
-    if "holder_email" in body:
-        changes["holder_email"] = email_field(body, "holder_email")
-    if "data" in body:
-        changes["data"] = object_field(body, "data")
-    if "status" in body:
-        status = body["status"]
-        if status == "expired":
-            raise bad_request("status 'expired' follows from expires_at and cannot be set")
-        if not isinstance(status, str) or status not in SETTABLE_STATUSES:
-            raise bad_request(f"status must be one of {', '.join(SETTABLE_STATUSES)}")
-        changes["status"] = status
-    return changes
-
-
-def _template_values(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if creating or "name" in body:
-        values["name"] = string_field(body, "name", max_length=200, nullable=False, required=True)
-    if creating or "type" in body:
-        values["type"] = string_field(
-            body, "type", max_length=50, nullable=False, default="generic"
-        )
-    if creating or "description" in body:
-        values["description"] = string_field(body, "description", max_length=2000, default=None)
-    if creating or "color" in body:
-        values["color"] = color_field(body, "color", default="#1f6feb")
-    if creating or "logo_url" in body:
-        values["logo_url"] = url_field(body, "logo_url")
-    if creating or "fields" in body:
-        values["fields"] = list_of_objects_field(body, "fields", max_items=100)
-    if creating or "settings" in body:
-        values["settings"] = object_field(body, "settings")
-    return values
-
-
 def _build_template_create(body: dict[str, Any]) -> Operation:
-    values = _template_values(body, creating=True)
+    values = read(TEMPLATE_FIELDS, body, creating=True)
     return lambda store: (201, {"data": store.create_template(values)})
-
-
-def _template_changes(body: dict[str, Any]) -> dict[str, Any]:
-    return _template_values(body, creating=False)
 
 
 def create_app(

@@ -10,17 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from scanner.server.database import LOCK_WAIT
+from scanner.server.fields import (
+    HOLDER_EMAIL,
+    HOLDER_NAME,
+    PASS_CREATE_FIELDS,
+    PASS_UPDATE_FIELDS,
+    RESULTS,
+    TEMPLATE_FIELDS,
+    UUID_SCHEMA,
+    VALIDATE_FIELDS,
+    body_schema,
+    properties,
+)
 from scanner.server.validation import (
-    COLOR_PATTERN,
-    EMAIL_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_BODY_BYTES,
-    MAX_CODE_LENGTH,
     MAX_PAGE,
-    MAX_USES_LIMIT,
     PASS_STATUSES,
-    SETTABLE_STATUSES,
-    UUID_PATTERN,
 )
 
 Schema = dict[str, Any]
@@ -34,45 +40,19 @@ def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-_UUID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+_UUID: Schema = UUID_SCHEMA
 _TIMESTAMP: Schema = {
     "type": "string",
     "format": "date-time",
     "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
     "description": "UTC, whole seconds, with a Z.",
 }
-_TIMESTAMP_IN: Schema = {
-    "type": "string",
-    "format": "date-time",
-    "maxLength": 64,
-    "description": "ISO 8601 with a UTC offset (a timestamp without one is rejected); "
-    "stored in UTC, fractions of a second dropped; years 1970 to 9999.",
-}
 _OBJECT: Schema = {"type": "object"}
 _CODE: Schema = {"type": "string", "pattern": r"^PASS-[A-Z0-9]{8}$"}
 
-_HOLDER_NAME: Schema = {"type": ["string", "null"], "minLength": 1, "maxLength": 200}
-_HOLDER_EMAIL: Schema = {
-    "type": ["string", "null"],
-    "minLength": 1,
-    "maxLength": 254,
-    "pattern": EMAIL_PATTERN,
-}
-_TEMPLATE_PROPS: dict[str, Schema] = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200},
-    "type": {"type": "string", "minLength": 1, "maxLength": 50, "default": "generic"},
-    "description": {"type": ["string", "null"], "minLength": 1, "maxLength": 2000},
-    "color": {"type": ["string", "null"], "pattern": COLOR_PATTERN, "default": "#1f6feb"},
-    "logo_url": {
-        "type": ["string", "null"],
-        "format": "uri",
-        "minLength": 1,
-        "maxLength": 2048,
-        "description": "An http or https URL.",
-    },
-    "fields": {"type": "array", "items": _OBJECT, "maxItems": 100, "default": []},
-    "settings": {**_OBJECT, "default": {}},
-}
+_HOLDER_NAME: Schema = HOLDER_NAME.schema(with_default=False)
+_HOLDER_EMAIL: Schema = HOLDER_EMAIL.schema(with_default=False)
+_TEMPLATE_PROPS: dict[str, Schema] = properties(TEMPLATE_FIELDS)
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -159,20 +139,8 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "required": ["result", "message", "pass", "template"],
         "properties": {
-            "result": {
-                "type": "string",
-                "enum": ["valid", "expired", "used", "revoked", "not_found"],
-            },
-            "message": {
-                "type": "string",
-                "enum": [
-                    "Access granted",
-                    "Pass expired",
-                    "Pass already used",
-                    "Pass revoked",
-                    "Pass not found",
-                ],
-            },
+            "result": {"type": "string", "enum": list(RESULTS)},
+            "message": {"type": "string", "enum": list(RESULTS.values())},
             "pass": _nullable(_ref("Pass")),
             "template": _nullable(_ref("ValidationTemplate")),
         },
@@ -241,72 +209,11 @@ SCHEMAS: dict[str, Schema] = {
             "message": {"type": "string", "enum": ["Template deleted"]},
         },
     },
-    "PassCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["template_id"],
-        "properties": {
-            "template_id": {
-                **_UUID,
-                "description": "Must name an existing template, otherwise 400.",
-            },
-            "holder_name": {**_HOLDER_NAME, "default": None},
-            "holder_email": {**_HOLDER_EMAIL, "default": None},
-            "max_uses": {
-                "type": ["integer", "null"],
-                "minimum": 1,
-                "maximum": MAX_USES_LIMIT,
-                "default": None,
-                "description": "null = unlimited. A boolean is not an integer.",
-            },
-            "expires_at": {**_nullable(_TIMESTAMP_IN), "default": None},
-            "data": {**_OBJECT, "default": {}},
-        },
-    },
-    "PassUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "holder_name": _HOLDER_NAME,
-            "holder_email": _HOLDER_EMAIL,
-            "data": _OBJECT,
-            "status": {
-                "type": "string",
-                "enum": list(SETTABLE_STATUSES),
-                "description": "`expired` cannot be set (it follows from expires_at). "
-                "`active` on a pass whose uses_count has reached max_uses is a 409.",
-            },
-        },
-    },
-    "TemplateCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name"],
-        "properties": _TEMPLATE_PROPS,
-    },
-    "TemplateUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            **_TEMPLATE_PROPS,
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "type": {"type": "string", "minLength": 1, "maxLength": 50},
-        },
-    },
-    "ValidateRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["code"],
-        "properties": {
-            "code": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_CODE_LENGTH,
-                "description": "Trimmed, then matched case-insensitively. Anything that is "
-                "not a known code (after trimming: 1 to 256 characters) answers not_found.",
-            }
-        },
-    },
+    "PassCreate": body_schema(PASS_CREATE_FIELDS, creating=True),
+    "PassUpdate": body_schema(PASS_UPDATE_FIELDS, creating=False),
+    "TemplateCreate": body_schema(TEMPLATE_FIELDS, creating=True),
+    "TemplateUpdate": body_schema(TEMPLATE_FIELDS, creating=False),
+    "ValidateRequest": body_schema(VALIDATE_FIELDS, creating=True),
 }
 
 

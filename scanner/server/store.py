@@ -46,6 +46,7 @@ from scanner.server.errors import (
     StoreOpenError,
     UnknownTemplateError,
 )
+from scanner.server.fields import RESULTS
 from scanner.server.validation import Page, format_timestamp, now_timestamp
 
 logger = logging.getLogger(__name__)
@@ -124,14 +125,6 @@ _STATUS_FILTERS: dict[str, tuple[str, int]] = {
     "used": ("p.status = 'used' AND (p.expires_at IS NULL OR p.expires_at > ?)", 1),
     "expired": ("p.status != 'revoked' AND p.expires_at IS NOT NULL AND p.expires_at <= ?", 1),
     "revoked": ("p.status = 'revoked'", 0),
-}
-
-MESSAGES = {
-    "valid": "Access granted",
-    "used": "Pass already used",
-    "expired": "Pass expired",
-    "revoked": "Pass revoked",
-    "not_found": "Pass not found",
 }
 
 Json = dict[str, Any]
@@ -667,7 +660,7 @@ class Store:
             return {
                 "data": {
                     "result": result,
-                    "message": MESSAGES[result],
+                    "message": RESULTS[result],
                     "pass": None,
                     "template": None,
                 }
@@ -680,7 +673,7 @@ class Store:
         return {
             "data": {
                 "result": result,
-                "message": MESSAGES[result],
+                "message": RESULTS[result],
                 "pass": _pass_json(row, now),
                 "template": template,
             }
