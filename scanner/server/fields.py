@@ -26,6 +26,7 @@ from scanner.server.validation import (
     EMAIL_PATTERN,
     MAX_CODE_LENGTH,
     MAX_USES_LIMIT,
+    PASS_STATUSES,
     UUID_PATTERN,
     color_matches,
     email_matches,
@@ -277,6 +278,13 @@ TEMPLATE_FIELDS: tuple[Field, ...] = (
     ),
     Field(name="fields", kind=Kind.OBJECTS, nullable=False, max_items=100, default=[]),
     Field(name="settings", kind=Kind.OBJECT, nullable=False, default={}),
+    Field(
+        name="max_uses",
+        kind=Kind.USES,
+        default=None,
+        description="The max_uses of a pass created in this template without one "
+        "(null = unlimited). Changing it changes no existing pass.",
+    ),
 )
 
 PASS_CREATE_FIELDS: tuple[Field, ...] = (
@@ -292,8 +300,8 @@ PASS_CREATE_FIELDS: tuple[Field, ...] = (
     Field(
         name="max_uses",
         kind=Kind.USES,
-        default=None,
-        description="null = unlimited. A boolean is not an integer.",
+        description="null = unlimited. Left out: the template's max_uses. "
+        "A boolean is not an integer.",
     ),
     Field(name="expires_at", kind=Kind.TIMESTAMP, default=None),
     Field(name="data", kind=Kind.OBJECT, nullable=False, default={}),
@@ -307,8 +315,9 @@ PASS_UPDATE_FIELDS: tuple[Field, ...] = (
         name="status",
         kind=Kind.CHOICE,
         nullable=False,
-        choices=("active", "used", "revoked"),
-        description="`expired` cannot be set (it follows from expires_at). "
+        choices=PASS_STATUSES,
+        description="`expired` makes the pass expired whatever its expires_at; `active` "
+        "undoes `used` or `expired` (a pass past its expires_at still shows expired). "
         "`active` on a pass whose uses_count has reached max_uses is a 409.",
     ),
 )

@@ -93,7 +93,8 @@ SCHEMAS: dict[str, Schema] = {
             "status": {
                 "type": "string",
                 "enum": list(PASS_STATUSES),
-                "description": "`expired` whenever expires_at is past (unless revoked).",
+                "description": "`expired` whenever expires_at is past or a PATCH set it "
+                "(unless revoked).",
             },
             "uses_count": {"type": "integer", "minimum": 0},
             "max_uses": {
@@ -119,6 +120,7 @@ SCHEMAS: dict[str, Schema] = {
             "logo_url",
             "fields",
             "settings",
+            "max_uses",
             "created_at",
         ],
         "properties": {"id": _UUID, **_TEMPLATE_PROPS, "created_at": _TIMESTAMP},
@@ -191,6 +193,16 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["data"],
         "properties": {"data": _ref("ValidationResult")},
     },
+    "PushResult": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["attempted", "message", "data"],
+        "properties": {
+            "attempted": {"type": "integer", "minimum": 0, "maximum": 0},
+            "message": {"type": "string"},
+            "data": _ref("Pass"),
+        },
+    },
     "PassRevoked": {
         "type": "object",
         "additionalProperties": False,
@@ -227,6 +239,20 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return response
 
 
+def _plan_error(word: str, description: str) -> dict[str, Any]:
+    """A 402 as PassQR answers it: a machine-readable `error` word and a message."""
+    schema: Schema = {
+        "type": "object",
+        "required": ["error", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {"type": "string", "const": word},
+            "message": {"type": "string"},
+        },
+    }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 RESPONSES: dict[str, Any] = {
     "BadRequest": _error(
         "Malformed JSON, a body that is not an object, an unknown, missing or wrongly "
@@ -238,6 +264,15 @@ RESPONSES: dict[str, Any] = {
         {"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "Forbidden": _error("The key's plan (free) has no API access."),
+    "PlanLimitReached": _plan_error(
+        "plan_limit_reached",
+        "The business holds as many passes as the key's plan allows (revoked ones count); "
+        "`server run --pass-quota PLAN=N` sets the quotas (default: starter 1000, pro "
+        "unlimited).",
+    ),
+    "PlanNotSupported": _plan_error(
+        "plan_not_supported", "The key's plan has no wallet push (only pro has)."
+    ),
     "NotFound": _error("No such pass or template."),
     "Conflict": _error("The change contradicts the stored state."),
     "PayloadTooLarge": _error(f"The request body is larger than {MAX_BODY_BYTES} bytes."),
@@ -395,6 +430,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "201": _ok("The new pass.", "PassEnvelope", replay=True),
                 **_common("413", "422"),
+                "402": _r("PlanLimitReached"),
             },
         },
     },
@@ -419,6 +455,26 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _ok("The revoked pass.", "PassRevoked"),
                 **_common("404"),
+            },
+        },
+    },
+    "/passes/{pass_id}/push": {
+        "parameters": [_id_param("pass_id")],
+        "post": {
+            "operationId": "pushPass",
+            "summary": "Notify the pass's wallet holders (no body; `{}` is accepted)",
+            "description": "PassQR's studio calls this after changing a pass. This server "
+            "has no wallet devices, so a pro key always gets `attempted: 0`. A plan "
+            "without push (starter) gets 402 `plan_not_supported`, checked before the "
+            "pass is looked up.",
+            "responses": {
+                "200": {
+                    "description": "`attempted` (devices notified) at the top of the body, "
+                    "where PassQR's studio reads it; the pass in `data`.",
+                    "content": {"application/json": {"schema": _ref("PushResult")}},
+                },
+                **_common("404", "413"),
+                "402": _r("PlanNotSupported"),
             },
         },
     },
@@ -505,6 +561,13 @@ DOCUMENT: dict[str, Any] = {
             "floods are limited too.\n"
             "- Creating a pass for an unknown template_id is a 400 (the body is wrong; "
             "the URL names no missing resource).\n"
+            "- Every API key belongs to one business (`create-key --business`) and sees "
+            "only its templates and passes: another business's id is a 404, its pass code "
+            "validates as not_found, and Idempotency-Key records are kept per business "
+            "and key.\n"
+            "- A pass created without max_uses gets its template's max_uses.\n"
+            "- Plan gates answer 402 with a machine-readable `error`: `plan_limit_reached` "
+            "past the plan's pass quota, `plan_not_supported` for push without pro.\n"
             "- Deleting a template that any pass refers to is a 409; otherwise it is "
             "deleted for good.\n"
             "- Timestamps are UTC `YYYY-MM-DDTHH:MM:SSZ`; lists are newest first."
