@@ -39,6 +39,7 @@ from scanner.errors import (
     BadAnswerError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
     ServerError,
@@ -485,7 +486,14 @@ class ImportReport:
 
 
 #: Errors after which no further row can succeed: the run stops (and can be resumed).
-_FATAL = (AuthenticationError, PlanError, TransportError, BadAnswerError, RateLimitedError)
+_FATAL = (
+    AuthenticationError,
+    PlanError,
+    PlanLimitError,
+    TransportError,
+    BadAnswerError,
+    RateLimitedError,
+)
 
 
 def _same_guest(row: Row, recorded: Recorded) -> bool:
