@@ -546,8 +546,9 @@ DOCUMENT: dict[str, Any] = {
         "description": (
             "A strict, self-hosted implementation of the PassQR REST API.\n\n"
             "- Checks run in this order: rate limit (429), route and method (404/405), "
-            "API key (401/403), query string, path id, headers and body (400/415/413), then "
-            "the stored state (404/409/422; 503 when another process holds the "
+            "API key (401/403), query string, path id, headers and body (400/415/413), the "
+            "plan (402 for push), then the stored state (404/409/422; 402 past the plan's "
+            "pass quota; 503 when another process holds the "
             "database's write lock too long).\n"
             '- Every error is `{"error", "message"}` JSON, including unknown routes '
             "(404) and wrong methods (405, with an `Allow` header; HEAD is not offered), "
