@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import html
 import json
 import logging
 import math
+import re
 import time
 import uuid
 from collections.abc import Generator, Mapping
@@ -32,6 +34,7 @@ from scanner.errors import (
     NetworkError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
     ServerError,
@@ -84,6 +87,67 @@ def _retry_after(value: str | None) -> float:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return redact(text[:_MAX_MESSAGE] + ("…" if len(text) > _MAX_MESSAGE else ""))
+
+
+#: An `error` that is a machine word (`plan_limit_reached`), not a title or a sentence.
+_CODE_WORD_RE = re.compile(r"[a-z][a-z0-9_]*")
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_NOT_TEXT_RE = re.compile(r"<(script|style)[^>]*>.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def _string(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _word(value: Any) -> str | None:
+    text = _string(value)
+    return text if _CODE_WORD_RE.fullmatch(text) else None
+
+
+def _humanised(code: str | None) -> str:
+    return f"{code.replace('_', ' ')} ({code})" if code else ""
+
+
+def explain(payload: Any) -> tuple[str, str | None]:
+    """The best human message, and the machine word if any, of an error body.
+
+    Reads every shape PassQR's own code handles: ``{"error": "msg"}``,
+    ``{"message": "msg"}``, ``{"error": {"message": "msg"}}`` (or ``msg``,
+    ``detail``, ``code`` inside), ``{"error": "Title", "message": "msg"}`` and
+    ``{"error": "plan_limit_reached", "message": "msg"}``, or a bare JSON
+    string. Anything else gives ``""``: never a repr of what came.
+    """
+    if isinstance(payload, str):
+        return _short(payload), None
+    if not isinstance(payload, dict):
+        return "", None
+    error = payload.get("error")
+    message = _string(payload.get("message"))
+    if isinstance(error, dict):
+        code = _word(error.get("code"))
+        inner = next(
+            (_string(error.get(k)) for k in ("message", "msg", "detail") if _string(error.get(k))),
+            "",
+        )
+        return _short(inner or message or _humanised(code)), code
+    title = _string(error)
+    code = _word(title)
+    if code is not None:
+        return _short(message or _humanised(code)), code
+    return _short(": ".join(part for part in (title, message) if part)), None
+
+
+def _page_text(response: httpx.Response) -> str:
+    """What a person would read in a non-JSON answer: a page's title, or its words."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, LookupError):
+        return ""
+    if "html" in response.headers.get("content-type", "").lower() or text.lstrip().startswith("<"):
+        title = _TITLE_RE.search(text)
+        text = title.group(1) if title and title.group(1).strip() else _NOT_TEXT_RE.sub(" ", text)
+        text = html.unescape(text)
+    return _short(text)
 
 
 class PassQRClient:
@@ -200,10 +264,6 @@ class PassQRClient:
                 payload = json.loads(response.content)
             except ValueError:
                 is_json = False
-        message = ""
-        if isinstance(payload, dict):
-            parts = [payload.get("error"), payload.get("message")]
-            message = _short(": ".join(str(p) for p in parts if isinstance(p, str) and p))
         where = f"{response.request.method} {response.request.url.path}"
         if 200 <= status < 300:
             if not is_json or not isinstance(payload, dict):
@@ -214,10 +274,17 @@ class PassQRClient:
                     status=status,
                 )
             return payload
+        message, code = explain(payload) if is_json else (_page_text(response), None)
         if status == 401:
-            raise AuthenticationError(message or "API key rejected", status=status)
-        if status in (402, 403):
-            raise PlanError(message or "the plan has no API access", status=status)
+            raise AuthenticationError(message or "API key rejected", status=status, code=code)
+        if status == 402:
+            # PassQR's answer to one action its plan does not allow (a quota spent, push
+            # without pro): not a plan without API access, so scanning goes on.
+            raise PlanLimitError(
+                message or "the plan does not allow this", status=status, code=code
+            )
+        if status == 403:
+            raise PlanError(message or "the plan has no API access", status=status, code=code)
         if status == 429:
             raise RateLimitedError(
                 message or "rate limited",
@@ -225,16 +292,20 @@ class PassQRClient:
             )
         if not is_json:
             kind = response.headers.get("content-type", "no content type")
+            said = f" ({message})" if message else ""
             raise BadAnswerError(
-                f"{where} answered {status} with {kind} instead of JSON: is api.base_url right?",
+                f"{where} answered {status} with {kind} instead of JSON{said}: "
+                "is api.base_url right?",
                 status=status,
             )
         if status == 404:
-            raise NotFoundError(message or "not found", status=status)
+            raise NotFoundError(message or "not found", status=status, code=code)
         if 400 <= status < 500:
-            raise RequestRejectedError(message or f"request refused ({status})", status=status)
+            raise RequestRejectedError(
+                message or f"request refused ({status})", status=status, code=code
+            )
         if status >= 500:
-            raise ServerError(message or f"server error ({status})", status=status)
+            raise ServerError(message or f"server error ({status})", status=status, code=code)
         raise BadAnswerError(f"{where} answered unexpected status {status}", status=status)
 
     @staticmethod

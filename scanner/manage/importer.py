@@ -39,6 +39,7 @@ from scanner.errors import (
     BadAnswerError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
     ServerError,
@@ -46,6 +47,7 @@ from scanner.errors import (
 )
 from scanner.manage.remote import Remote, describe
 from scanner.models import PassInfo
+from scanner.payload import is_pass_code
 
 #: The columns with a meaning of their own; every other column goes into ``data``.
 PASS_COLUMNS = ("holder_name", "holder_email", "max_uses", "expires_at")
@@ -59,7 +61,6 @@ MAX_NAME = 200
 MAX_EMAIL = 254
 MAX_USES = 1_000_000_000
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_CODE_RE = re.compile(r"^PASS-[A-Z0-9]{8}$")
 _UNLIMITED = {"", "unlimited", "none", "null", "-"}
 
 
@@ -348,7 +349,7 @@ class ResultsFile:
             except ValueError:
                 continue
             code = record.get("code") or ""
-            if not _CODE_RE.match(code) or not record.get("id"):
+            if not is_pass_code(code) or not record.get("id"):
                 continue
             out[line] = Recorded(
                 line=line,
@@ -485,7 +486,14 @@ class ImportReport:
 
 
 #: Errors after which no further row can succeed: the run stops (and can be resumed).
-_FATAL = (AuthenticationError, PlanError, TransportError, BadAnswerError, RateLimitedError)
+_FATAL = (
+    AuthenticationError,
+    PlanError,
+    PlanLimitError,
+    TransportError,
+    BadAnswerError,
+    RateLimitedError,
+)
 
 
 def _same_guest(row: Row, recorded: Recorded) -> bool:

@@ -11,7 +11,14 @@ races.
 
 Timestamps are stored as canonical `YYYY-MM-DDTHH:MM:SSZ` text, so string
 order is time order and the SQL can compare them. A pass's stored status is
-`active`, `used` or `revoked`; `expired` is derived from `expires_at` on read.
+`active`, `used`, `expired` (set by a PATCH) or `revoked`; `expired` is also
+derived from `expires_at` on read.
+
+Every key, template, pass and idempotency record belongs to one business (a
+name; `default` unless `create-key --business` says otherwise), and every
+query of a request names the business of the request's key: another
+business's rows are never read, counted or changed. Pass codes stay unique
+across businesses, so a code names at most one pass anywhere.
 """
 
 from __future__ import annotations
@@ -42,19 +49,41 @@ from scanner.server.auth import (
 from scanner.server.errors import (
     ConflictError,
     NotFoundError,
+    QuotaError,
     StoreError,
     StoreOpenError,
     UnknownTemplateError,
 )
+from scanner.server.fields import ABSENT, RESULTS
 from scanner.server.validation import Page, format_timestamp, now_timestamp
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The business of keys created without one, and of everything in a version 1 database.
+DEFAULT_BUSINESS = "default"
+#: Longest business name.
+MAX_BUSINESS_LENGTH = 100
 #: How long an idempotency record is kept, in seconds.
 IDEMPOTENCY_TTL = 24 * 3600.0
 _PURGE_EVERY = 600.0
 _CODE_ALPHABET = string.ascii_uppercase + string.digits
+
+_PASSES_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        template_id TEXT NOT NULL REFERENCES templates (id),
+        holder_name TEXT,
+        holder_email TEXT,
+        data TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'used', 'expired', 'revoked')),
+        uses_count INTEGER NOT NULL DEFAULT 0 CHECK (uses_count >= 0),
+        max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1),
+        expires_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        business TEXT NOT NULL
+    )"""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS api_keys (
@@ -63,7 +92,8 @@ _SCHEMA = (
         plan TEXT NOT NULL CHECK (plan IN ('free', 'starter', 'pro')),
         prefix TEXT NOT NULL,
         key_hash TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL
+        created_at TEXT NOT NULL,
+        business TEXT NOT NULL DEFAULT 'default'
     )""",
     """CREATE TABLE IF NOT EXISTS templates (
         id TEXT PRIMARY KEY,
@@ -74,23 +104,14 @@ _SCHEMA = (
         logo_url TEXT,
         fields TEXT NOT NULL,
         settings TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS passes (
-        id TEXT PRIMARY KEY,
-        code TEXT NOT NULL UNIQUE,
-        template_id TEXT NOT NULL REFERENCES templates (id),
-        holder_name TEXT,
-        holder_email TEXT,
-        data TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('active', 'used', 'revoked')),
-        uses_count INTEGER NOT NULL DEFAULT 0 CHECK (uses_count >= 0),
-        max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1),
-        expires_at TEXT,
         created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        business TEXT NOT NULL DEFAULT 'default',
+        max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1)
     )""",
+    "CREATE INDEX IF NOT EXISTS templates_business ON templates (business)",
+    _PASSES_TABLE.format(name="passes"),
     "CREATE INDEX IF NOT EXISTS passes_template ON passes (template_id)",
+    "CREATE INDEX IF NOT EXISTS passes_business ON passes (business)",
     """CREATE TABLE IF NOT EXISTS scans (
         id INTEGER PRIMARY KEY,
         pass_id TEXT,
@@ -107,31 +128,46 @@ _SCHEMA = (
         status INTEGER NOT NULL,
         body TEXT NOT NULL,
         created_at REAL NOT NULL,
+        business TEXT NOT NULL DEFAULT 'default',
         PRIMARY KEY (api_key_id, key)
     )""",
     "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at)",
+)
+
+#: Version 1 to 2: businesses (everything so far is `default`'s), a template's default
+#: max_uses, and a stored `expired` status (the passes table is rebuilt for its CHECK).
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE api_keys ADD COLUMN business TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE templates ADD COLUMN business TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE templates ADD COLUMN max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1)",
+    "ALTER TABLE idempotency ADD COLUMN business TEXT NOT NULL DEFAULT 'default'",
+    _PASSES_TABLE.format(name="passes_v2"),
+    "INSERT INTO passes_v2 (id, code, template_id, holder_name, holder_email, data, status,"
+    " uses_count, max_uses, expires_at, created_at, updated_at, business)"
+    " SELECT id, code, template_id, holder_name, holder_email, data, status, uses_count,"
+    " max_uses, expires_at, created_at, updated_at, 'default' FROM passes",
+    "DROP TABLE passes",
+    "ALTER TABLE passes_v2 RENAME TO passes",
 )
 
 _PASS_COLUMNS = (
     "p.id, p.code, p.holder_name, p.holder_email, p.data, p.status, p.uses_count, p.max_uses,"
     " p.expires_at, p.created_at, p.updated_at, p.template_id"
 )
-_TEMPLATE_COLUMNS = "id, name, type, description, color, logo_url, fields, settings, created_at"
+_TEMPLATE_COLUMNS = (
+    "id, name, type, description, color, logo_url, fields, settings, created_at, max_uses"
+)
 
 #: SQL for the `status` filter, in terms of the stored status and `expires_at` (`?` = now).
 _STATUS_FILTERS: dict[str, tuple[str, int]] = {
     "active": ("p.status = 'active' AND (p.expires_at IS NULL OR p.expires_at > ?)", 1),
     "used": ("p.status = 'used' AND (p.expires_at IS NULL OR p.expires_at > ?)", 1),
-    "expired": ("p.status != 'revoked' AND p.expires_at IS NOT NULL AND p.expires_at <= ?", 1),
+    "expired": (
+        "p.status != 'revoked' AND (p.status = 'expired'"
+        " OR (p.expires_at IS NOT NULL AND p.expires_at <= ?))",
+        1,
+    ),
     "revoked": ("p.status = 'revoked'", 0),
-}
-
-MESSAGES = {
-    "valid": "Access granted",
-    "used": "Pass already used",
-    "expired": "Pass expired",
-    "revoked": "Pass revoked",
-    "not_found": "Pass not found",
 }
 
 Json = dict[str, Any]
@@ -145,7 +181,7 @@ def dumps(payload: Any) -> bytes:
 
 
 def display_status(stored: str, expires_at: str | None, now: str) -> str:
-    """Revoked wins, then expiry, then the stored `active`/`used`."""
+    """Revoked wins, then expiry (stored or by `expires_at`), then the stored `active`/`used`."""
     if stored == "revoked":
         return "revoked"
     if expires_at is not None and expires_at <= now:
@@ -180,6 +216,7 @@ def _template_json(row: tuple[Any, ...]) -> Json:
         "logo_url": row[5],
         "fields": json.loads(row[6]),
         "settings": json.loads(row[7]),
+        "max_uses": row[9],
         "created_at": row[8],
     }
 
@@ -190,8 +227,9 @@ def _text(value: Any) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class IdempotencyScope:
-    """An `Idempotency-Key` as the store keeps it: per API key, with a request fingerprint."""
+    """An `Idempotency-Key` as the store keeps it: per business and API key, with a fingerprint."""
 
+    business: str
     api_key_id: str
     key: str
     fingerprint: str
@@ -303,6 +341,10 @@ class Store:
                     f"database schema version {version} is newer than this server's "
                     f"({SCHEMA_VERSION})"
                 )
+            if version == 1:
+                for statement in _MIGRATE_1_TO_2:
+                    self._conn.execute(statement)
+                logger.info("Database migrated from schema version 1 to %d", SCHEMA_VERSION)
             for statement in _SCHEMA:
                 self._conn.execute(statement)
             # Always a write, so an unwritable database fails here and not on first use.
@@ -352,8 +394,8 @@ class Store:
             if scope is not None:
                 row = self._conn.execute(
                     "SELECT fingerprint, status, body FROM idempotency"
-                    " WHERE api_key_id = ? AND key = ?",
-                    (scope.api_key_id, scope.key),
+                    " WHERE business = ? AND api_key_id = ? AND key = ?",
+                    (scope.business, scope.api_key_id, scope.key),
                 ).fetchone()
                 if row is not None:
                     if not hashes_match(row[0], scope.fingerprint):
@@ -363,9 +405,10 @@ class Store:
             body = dumps(payload)
             if scope is not None and status < 400:
                 self._conn.execute(
-                    "INSERT INTO idempotency (api_key_id, key, fingerprint, status, body,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO idempotency (business, api_key_id, key, fingerprint, status,"
+                    " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
+                        scope.business,
                         scope.api_key_id,
                         scope.key,
                         scope.fingerprint,
@@ -385,8 +428,8 @@ class Store:
     def idempotency_mismatch(self, scope: IdempotencyScope) -> bool:
         """Whether the key is already recorded for a different request."""
         row = self._conn.execute(
-            "SELECT fingerprint FROM idempotency WHERE api_key_id = ? AND key = ?",
-            (scope.api_key_id, scope.key),
+            "SELECT fingerprint FROM idempotency WHERE business = ? AND api_key_id = ? AND key = ?",
+            (scope.business, scope.api_key_id, scope.key),
         ).fetchone()
         return row is not None and not hashes_match(row[0], scope.fingerprint)
 
@@ -401,15 +444,16 @@ class Store:
 
     # -- API keys ------------------------------------------------------------------------
 
-    def create_key(self, *, name: str, plan: str) -> str:
+    def create_key(self, *, name: str, plan: str, business: str = DEFAULT_BUSINESS) -> str:
         """Store a new key's hash and return the plain key (its only appearance)."""
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {', '.join(PLANS)}")
+        check_business(business)
         key = generate_key()
         with self._immediate():
             self._conn.execute(
-                "INSERT INTO api_keys (id, name, plan, prefix, key_hash, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys (id, name, plan, prefix, key_hash, created_at, business)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     str(uuid.uuid4()),
                     name,
@@ -417,6 +461,7 @@ class Store:
                     key[:STORED_PREFIX_LENGTH],
                     hash_key(key),
                     now_timestamp(),
+                    business,
                 ),
             )
         return key
@@ -424,42 +469,48 @@ class Store:
     def find_key(self, key_hash: str) -> ApiKey | None:
         """Look a key up by its hash, then compare in constant time."""
         row = self._conn.execute(
-            "SELECT id, name, plan, key_hash FROM api_keys WHERE key_hash = ?", (key_hash,)
+            "SELECT id, name, plan, key_hash, business FROM api_keys WHERE key_hash = ?",
+            (key_hash,),
         ).fetchone()
         if row is None or not hashes_match(row[3], key_hash):
             return None
-        return ApiKey(id=row[0], name=row[1], plan=row[2])
+        return ApiKey(id=row[0], name=row[1], plan=row[2], business=row[4])
 
     # -- templates -----------------------------------------------------------------------
 
-    def list_templates(self, page: Page) -> Json:
+    def list_templates(self, page: Page, business: str) -> Json:
         with self._snapshot():
-            total = self._conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
+            total = self._conn.execute(
+                "SELECT COUNT(*) FROM templates WHERE business = ?", (business,)
+            ).fetchone()[0]
             rows = self._conn.execute(
-                f"SELECT {_TEMPLATE_COLUMNS} FROM templates ORDER BY rowid DESC LIMIT ? OFFSET ?",
-                (page.limit, page.offset),
+                f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE business = ?"
+                " ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                (business, page.limit, page.offset),
             ).fetchall()
         return {
             "data": [_template_json(row) for row in rows],
             "meta": {"page": page.page, "limit": page.limit, "total": total},
         }
 
-    def _template_row(self, template_id: str) -> tuple[Any, ...] | None:
+    def _template_row(self, template_id: str, business: str) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._conn.execute(
-            f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE id = ?", (template_id,)
+            f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE id = ? AND business = ?",
+            (template_id, business),
         ).fetchone()
         return row
 
-    def get_template(self, template_id: str) -> Json:
-        row = self._template_row(template_id)
+    def get_template(self, template_id: str, business: str) -> Json:
+        row = self._template_row(template_id, business)
         if row is None:
             raise NotFoundError("Template not found")
         return _template_json(row)
 
-    def create_template(self, fields: Mapping[str, Any]) -> Json:
+    def create_template(self, fields: Mapping[str, Any], business: str) -> Json:
         template_id = str(uuid.uuid4())
         self._conn.execute(
-            f"INSERT INTO templates ({_TEMPLATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO templates ({_TEMPLATE_COLUMNS}, business)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 template_id,
                 fields["name"],
@@ -470,12 +521,14 @@ class Store:
                 _text(fields["fields"]),
                 _text(fields["settings"]),
                 now_timestamp(),
+                fields.get("max_uses"),
+                business,
             ),
         )
-        return self.get_template(template_id)
+        return self.get_template(template_id, business)
 
-    def update_template(self, template_id: str, changes: Mapping[str, Any]) -> Json:
-        if self._template_row(template_id) is None:
+    def update_template(self, template_id: str, changes: Mapping[str, Any], business: str) -> Json:
+        if self._template_row(template_id, business) is None:
             raise NotFoundError("Template not found")
         if changes:
             values = {
@@ -484,14 +537,14 @@ class Store:
             }
             assignments = ", ".join(f"{name} = ?" for name in values)
             self._conn.execute(
-                f"UPDATE templates SET {assignments} WHERE id = ?",
-                (*values.values(), template_id),
+                f"UPDATE templates SET {assignments} WHERE id = ? AND business = ?",
+                (*values.values(), template_id, business),
             )
-        return self.get_template(template_id)
+        return self.get_template(template_id, business)
 
-    def delete_template(self, template_id: str) -> Json:
+    def delete_template(self, template_id: str, business: str) -> Json:
         """Delete a template that no pass uses; one in use is a conflict, never a cascade."""
-        template = self.get_template(template_id)
+        template = self.get_template(template_id, business)
         in_use = self._conn.execute(
             "SELECT COUNT(*) FROM passes WHERE template_id = ?", (template_id,)
         ).fetchone()[0]
@@ -504,10 +557,12 @@ class Store:
 
     # -- passes --------------------------------------------------------------------------
 
-    def list_passes(self, page: Page, *, template_id: str | None, status: str | None) -> Json:
+    def list_passes(
+        self, page: Page, business: str, *, template_id: str | None, status: str | None
+    ) -> Json:
         now = now_timestamp()
-        clauses: list[str] = []
-        params: list[Any] = []
+        clauses: list[str] = ["p.business = ?"]
+        params: list[Any] = [business]
         if template_id is not None:
             clauses.append("p.template_id = ?")
             params.append(template_id)
@@ -515,7 +570,7 @@ class Store:
             clause, uses_now = _STATUS_FILTERS[status]
             clauses.append(clause)
             params.extend([now] * uses_now)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where = f" WHERE {' AND '.join(clauses)}"
         with self._snapshot():
             total = self._conn.execute(f"SELECT COUNT(*) FROM passes p{where}", params).fetchone()[
                 0
@@ -530,14 +585,22 @@ class Store:
             "meta": {"page": page.page, "limit": page.limit, "total": total},
         }
 
-    def _pass_row(self, pass_id: str) -> tuple[Any, ...] | None:
+    def count_passes(self, business: str) -> int:
+        """Every pass the business has, revoked ones included (what a plan's quota counts)."""
+        count: int = self._conn.execute(
+            "SELECT COUNT(*) FROM passes WHERE business = ?", (business,)
+        ).fetchone()[0]
+        return count
+
+    def _pass_row(self, pass_id: str, business: str) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._conn.execute(
-            f"SELECT {_PASS_COLUMNS} FROM passes p WHERE p.id = ?", (pass_id,)
+            f"SELECT {_PASS_COLUMNS} FROM passes p WHERE p.id = ? AND p.business = ?",
+            (pass_id, business),
         ).fetchone()
         return row
 
-    def get_pass(self, pass_id: str) -> Json:
-        row = self._pass_row(pass_id)
+    def get_pass(self, pass_id: str, business: str) -> Json:
+        row = self._pass_row(pass_id, business)
         if row is None:
             raise NotFoundError("Pass not found")
         return _pass_json(row, now_timestamp())
@@ -545,17 +608,37 @@ class Store:
     def create_pass(
         self,
         *,
+        business: str,
         template_id: str,
         holder_name: str | None,
         holder_email: str | None,
-        max_uses: int | None,
         expires_at: str | None,
         data: Mapping[str, Any],
+        max_uses: int | None = ABSENT,
         status: str = "active",
         uses_count: int = 0,
+        quota: tuple[str, int] | None = None,
     ) -> Json:
-        if self._template_row(template_id) is None:
+        """Create a pass in one of the business's templates.
+
+        `max_uses` left out (ABSENT) is the template's default; None is unlimited.
+        `quota` is (plan, most passes the business may hold), counted in this
+        transaction, so creates racing past it cannot both succeed.
+
+        Raises:
+            UnknownTemplateError: the business has no such template (checked first).
+            QuotaError: the business already holds `quota` passes.
+        """
+        template = self._template_row(template_id, business)
+        if template is None:
             raise UnknownTemplateError(f"No template with id {template_id}")
+        if quota is not None and self.count_passes(business) >= quota[1]:
+            raise QuotaError(
+                f"The {quota[0]} plan allows {quota[1]} passes and this business has "
+                "reached it; revoked passes count too"
+            )
+        if max_uses is ABSENT:
+            max_uses = template[9]
         now = now_timestamp()
         pass_id = str(uuid.uuid4())
         for _ in range(20):
@@ -563,8 +646,8 @@ class Store:
             try:
                 self._conn.execute(
                     "INSERT INTO passes (id, code, template_id, holder_name, holder_email, data,"
-                    " status, uses_count, max_uses, expires_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " status, uses_count, max_uses, expires_at, created_at, updated_at, business)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         pass_id,
                         code,
@@ -578,16 +661,17 @@ class Store:
                         expires_at,
                         now,
                         now,
+                        business,
                     ),
                 )
             except sqlite3.IntegrityError:
                 # A code collision (36^8 codes): draw again.
                 continue
-            return self.get_pass(pass_id)
+            return self.get_pass(pass_id, business)
         raise StoreError("could not draw a unique pass code")
 
-    def update_pass(self, pass_id: str, changes: Mapping[str, Any]) -> Json:
-        row = self._pass_row(pass_id)
+    def update_pass(self, pass_id: str, changes: Mapping[str, Any], business: str) -> Json:
+        row = self._pass_row(pass_id, business)
         if row is None:
             raise NotFoundError("Pass not found")
         uses_count, max_uses = row[6], row[7]
@@ -603,10 +687,10 @@ class Store:
         self._conn.execute(
             f"UPDATE passes SET {assignments} WHERE id = ?", (*values.values(), pass_id)
         )
-        return self.get_pass(pass_id)
+        return self.get_pass(pass_id, business)
 
-    def revoke_pass(self, pass_id: str) -> Json:
-        row = self._pass_row(pass_id)
+    def revoke_pass(self, pass_id: str, business: str) -> Json:
+        row = self._pass_row(pass_id, business)
         if row is None:
             raise NotFoundError("Pass not found")
         if row[5] == "revoked":
@@ -615,15 +699,16 @@ class Store:
             "UPDATE passes SET status = 'revoked', updated_at = ? WHERE id = ?",
             (now_timestamp(), pass_id),
         )
-        return {"data": self.get_pass(pass_id), "message": "Pass revoked"}
+        return {"data": self.get_pass(pass_id, business), "message": "Pass revoked"}
 
     # -- validation ----------------------------------------------------------------------
 
-    def validate(self, code: str | None, given: str, api_key_id: str | None) -> Json:
+    def validate(self, code: str | None, given: str, api_key_id: str | None, business: str) -> Json:
         """Decide on a scanned code and count a use when it is valid.
 
         Must run inside a write transaction (see `execute`). `code` is the
-        normalised code, or None when `given` cannot be a pass code.
+        normalised code, or None when `given` cannot be a pass code. Another
+        business's code is `not_found`, and nothing of its pass is read or counted.
         Checks run in the order not_found, revoked, expired, used, valid.
         """
         now = now_timestamp()
@@ -631,8 +716,9 @@ class Store:
         if code is not None:
             row = self._conn.execute(
                 f"SELECT {_PASS_COLUMNS}, t.id, t.name, t.type, t.color"
-                " FROM passes p LEFT JOIN templates t ON t.id = p.template_id WHERE p.code = ?",
-                (code,),
+                " FROM passes p LEFT JOIN templates t ON t.id = p.template_id"
+                " WHERE p.code = ? AND p.business = ?",
+                (code, business),
             ).fetchone()
         if row is None:
             result = "not_found"
@@ -654,7 +740,7 @@ class Store:
                     row = (*row[:5], status, uses_count, *row[7:10], updated_at, *row[11:])
                 else:
                     # Unreachable under BEGIN IMMEDIATE; decide again from the stored state.
-                    fresh = self._pass_row(row[0])
+                    fresh = self._pass_row(row[0], business)
                     row = (*fresh, *row[12:]) if fresh is not None else row
                     result = self._decide(row, now)
                     if result == "valid":
@@ -667,7 +753,7 @@ class Store:
             return {
                 "data": {
                     "result": result,
-                    "message": MESSAGES[result],
+                    "message": RESULTS[result],
                     "pass": None,
                     "template": None,
                 }
@@ -680,7 +766,7 @@ class Store:
         return {
             "data": {
                 "result": result,
-                "message": MESSAGES[result],
+                "message": RESULTS[result],
                 "pass": _pass_json(row, now),
                 "template": template,
             }
@@ -691,7 +777,7 @@ class Store:
         status, uses_count, max_uses, expires_at = row[5], row[6], row[7], row[8]
         if status == "revoked":
             return "revoked"
-        if expires_at is not None and expires_at <= now:
+        if status == "expired" or (expires_at is not None and expires_at <= now):
             return "expired"
         if status == "used" or (max_uses is not None and uses_count >= max_uses):
             return "used"
@@ -714,29 +800,52 @@ def opened(path: Path) -> Iterator[Store]:
         store.close()
 
 
-def create_key(db_path: Path, *, name: str = "default", plan: str = "pro") -> str:
+def check_business(business: str) -> None:
+    """A business name is 1 to 100 printable characters, not only spaces.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not business.strip() or len(business) > MAX_BUSINESS_LENGTH or not business.isprintable():
+        raise ValueError(
+            f"business must be 1 to {MAX_BUSINESS_LENGTH} printable characters, not only spaces"
+        )
+
+
+def create_key(
+    db_path: Path, *, name: str = "default", plan: str = "pro", business: str = DEFAULT_BUSINESS
+) -> str:
     """Create an API key in the database at `db_path` (created if needed).
+
+    Args:
+        db_path: the SQLite file.
+        name: a label for the key.
+        plan: free, starter or pro.
+        business: the business whose templates and passes the key sees (a new
+            name starts an empty business).
 
     Returns:
         The plain key. It is stored only as a hash and cannot be shown again.
 
     Raises:
-        ValueError: `plan` is not one of free, starter, pro.
+        ValueError: `plan` is not one of free, starter, pro, or `business` is not a name.
         StoreOpenError: the database cannot be opened or written.
     """
     if plan not in PLANS:
         raise ValueError(f"plan must be one of {', '.join(PLANS)}")
+    check_business(business)
     with opened(db_path) as store:
-        return store.create_key(name=name, plan=plan)
+        return store.create_key(name=name, plan=plan, business=business)
 
 
-def seed_demo(db_path: Path) -> dict[str, str]:
-    """Create a demo template and one pass per interesting state.
+def seed_demo(db_path: Path, *, business: str = DEFAULT_BUSINESS) -> dict[str, str]:
+    """Create a demo template and one pass per interesting state, in `business`.
 
     Returns:
         label -> code for the labels valid, season, used, expired and revoked.
         Calling it again adds another template and another set of passes.
     """
+    check_business(business)
     past = format_timestamp(datetime.now(UTC) - timedelta(days=30))
     future = format_timestamp(datetime.now(UTC) + timedelta(days=365))
     with opened(db_path) as store:
@@ -744,6 +853,7 @@ def seed_demo(db_path: Path) -> dict[str, str]:
         def seed(store: Store) -> tuple[int, Any]:
             template = store.create_template(
                 {
+                    "max_uses": None,
                     "name": "Demo Festival",
                     "type": "event",
                     "description": "Passes created by seed-demo",
@@ -751,7 +861,8 @@ def seed_demo(db_path: Path) -> dict[str, str]:
                     "logo_url": None,
                     "fields": [{"key": "zone", "label": "Zone"}],
                     "settings": {},
-                }
+                },
+                business,
             )
             specs: dict[str, dict[str, Any]] = {
                 "valid": {"holder_name": "Ada Lovelace", "max_uses": 1, "expires_at": future},
@@ -775,6 +886,7 @@ def seed_demo(db_path: Path) -> dict[str, str]:
             for label, spec in specs.items():
                 email = spec["holder_name"].split()[0].lower() + "@example.com"
                 created = store.create_pass(
+                    business=business,
                     template_id=template["id"],
                     holder_email=email,
                     data={"zone": "demo", "label": label},

@@ -26,6 +26,7 @@ from scanner.manage.importer import ImportReport, ResultsFile, read_csv
 from scanner.manage.output import Out, Progress
 from scanner.manage.remote import Remote
 from scanner.models import PassInfo
+from scanner.server import ServerThread, create_key
 from tests.conftest import LocalServer
 from tests.manage.conftest import RunCli, all_passes
 
@@ -299,6 +300,28 @@ def assert_one_pass_per_row(server: LocalServer, template: str, source: Path, co
     results = results_lines(importer.default_results_path(source))
     assert sorted(int(r["line"]) for r in results) == list(range(2, count + 2))
     assert {r["code"] for r in results} == {p.code for p in made}
+
+
+def test_a_plan_quota_stops_the_import_with_a_report(tmp_path: Path) -> None:
+    """402 plan_limit_reached is not a failed row: every row after it would fail too."""
+    db = tmp_path / "quota.sqlite3"
+    key = create_key(db, plan="starter", business="small")
+    with ServerThread(db, rate_limit=False, pass_quotas={"starter": 2}) as srv:
+        server = LocalServer(base_url=srv.base_url, api_key=key, db_path=db)
+        template = create_template(server)
+        source = guest_list(tmp_path / "guests.csv", 5)
+        report = run_import(server, source, template)
+    assert len(report.created) == 2 and report.failed == []
+    assert report.stopped is not None and "line 4" in report.stopped
+    assert "starter plan allows 2 passes" in report.stopped
+
+
+def create_template(server: LocalServer) -> str:
+    async def go() -> str:
+        async with PassQRClient(server.base_url, server.api_key) as client:
+            return (await client.create_template(name="Quota")).id
+
+    return asyncio.run(go())
 
 
 def test_a_run_stopped_half_way_resumes_without_duplicates(

@@ -17,6 +17,7 @@ from scanner.errors import (
     BadAnswerError,
     NetworkError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     ServerError,
 )
@@ -220,6 +221,26 @@ async def test_api_failures_reject_with_a_reason_and_a_server_state(
     assert decision.offline is offline
     assert gate.status.server is server
     assert relay.pulses == 0
+
+
+async def test_a_plan_limit_refuses_the_scan_but_never_halts_scanning(
+    gate: Gate, validator: ScriptedValidator, relay: NoRelay
+) -> None:
+    """A 402 (quota spent, feature not in the plan) is about one action; a 403 stops the kiosk."""
+    validator.answers["PASS-AAAA0007"] = PlanLimitError(
+        "The starter plan allows 3 passes", status=402, code="plan_limit_reached"
+    )
+    refused = await decide(gate, "PASS-AAAA0007")
+    assert not refused.accepted and refused.reason is Reason.ERROR
+    assert "The starter plan allows 3 passes" in refused.detail
+    assert gate.status.halted == ""
+    assert gate.status.server is not ServerState.NO_PLAN
+    validator.answers["PASS-AAAA0008"] = valid()
+    admitted = await decide(gate, "PASS-AAAA0008")
+    assert admitted.accepted and relay.pulses == 1
+    validator.answers["PASS-AAAA0009"] = PlanError("free plan", status=403)
+    await decide(gate, "PASS-AAAA0009")
+    assert gate.status.halted
 
 
 @pytest.mark.parametrize("junk", ["[bold]x[/]", "PASS-\x1b[2J", "x" * 600, "4006381333931"])
