@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 from scanner import __version__
 from scanner.errors import ConfigError
 from scanner.models import Decision, Reason
-from scanner.pipeline import ServerState
 from scanner.relay import RelayState
 from scanner.sources import SourceState
+from scanner.status import ServerState
 
 if TYPE_CHECKING:
     from scanner.runtime import Kiosk

@@ -38,9 +38,10 @@ from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget, BudgetLimits
 from scanner.config import Config, load_api_key, load_config
 from scanner.errors import ConfigError, NotFoundError, ScannerError, TransportError
+from scanner.explain import describe
 from scanner.manage import output
-from scanner.manage.remote import PAGE_LIMIT, Remote, as_code, describe
 from scanner.models import Page, PassInfo, TemplateInfo
+from scanner.remote import PAGE_LIMIT, Remote, as_code
 
 PROG = "passqr-scanner"
 
@@ -145,7 +146,7 @@ def _guarded(command: Command) -> Callable[[argparse.Namespace], int]:
             out.warn(err.message)
             return EXIT_CONFIG
         except ScannerError as err:
-            out.warn(describe(err, _what(args)))
+            out.warn(describe(err, _what(args), fix=True))
             return EXIT_FAILED
         except KeyboardInterrupt:
             out.warn("interrupted")

@@ -44,8 +44,9 @@ from scanner.errors import (
     ServerError,
     TransportError,
 )
-from scanner.manage.remote import Remote, describe
+from scanner.explain import describe
 from scanner.models import PassInfo
+from scanner.remote import Remote
 
 #: The columns with a meaning of their own; every other column goes into ``data``.
 PASS_COLUMNS = ("holder_name", "holder_email", "max_uses", "expires_at")

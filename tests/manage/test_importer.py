@@ -24,8 +24,8 @@ from scanner.budget import Budget, BudgetLimits
 from scanner.manage import importer
 from scanner.manage.importer import ImportReport, ResultsFile, read_csv
 from scanner.manage.output import Out, Progress
-from scanner.manage.remote import Remote
 from scanner.models import PassInfo
+from scanner.remote import Remote
 from tests.conftest import LocalServer
 from tests.manage.conftest import RunCli, all_passes
 

@@ -35,8 +35,9 @@ from scanner.models import (
 )
 from scanner.offline import Replayer
 from scanner.payload import printable
-from scanner.pipeline import DOOR_FAULT_TEXT, Gate, ServerState
+from scanner.pipeline import DOOR_FAULT_TEXT, Gate
 from scanner.relay import NoRelay
+from scanner.status import ServerState
 from tests.support.waiting import eventually
 from tests.unit.test_pipeline import ScriptedValidator, valid
 
