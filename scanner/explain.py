@@ -100,8 +100,8 @@ _TABLE: tuple[tuple[type[ScannerError], Callable[[ScannerError], str], str], ...
     (
         APITimeoutError,
         lambda err: "no answer from the server in time",
-        "check the network's quality (cable, Wi-Fi signal); a venue's own server: is it "
-        "overloaded? (systemctl status passqr-server)",
+        "check api.base_url and the network's quality (cable, Wi-Fi signal); a venue's own "
+        "server: is it overloaded? (systemctl status passqr-server)",
     ),
     (
         TransportError,

@@ -515,6 +515,22 @@ class Journal:
 
         return await self._run(read)
 
+    @staticmethod
+    def peek(path: Path) -> tuple[int, str | None]:
+        """(scans, the last one's time) of a journal, read-only: a running kiosk's is untouched.
+
+        Opening it read-write would settle the kiosk's undecided scans (:meth:`Journal.open`).
+
+        Raises:
+            sqlite3.Error: not a journal, or unreadable.
+        """
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows, last = conn.execute("SELECT count(*), max(ts) FROM scans").fetchone()
+        finally:
+            conn.close()
+        return int(rows), last
+
     def export_sync(
         self, fmt: Literal["csv", "jsonl"], *, since: datetime | None = None
     ) -> Iterator[str]:
@@ -535,22 +551,6 @@ class Journal:
             buf.truncate()
             writer.writerow({k: csv_field(v) for k, v in row.items()})
             yield buf.getvalue()
-
-
-def peek(path: Path) -> tuple[int, str | None]:
-    """(scans, the last one's time) of a journal, read-only: a running kiosk's is untouched.
-
-    Opening it read-write would settle the kiosk's undecided scans (:meth:`Journal.open`).
-
-    Raises:
-        sqlite3.Error: not a journal, or unreadable.
-    """
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        rows, last = conn.execute("SELECT count(*), max(ts) FROM scans").fetchone()
-    finally:
-        conn.close()
-    return int(rows), last
 
 
 def _rows(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> Iterator[dict[str, Any]]:
