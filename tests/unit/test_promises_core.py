@@ -286,7 +286,7 @@ async def test_a_relay_fault_is_part_of_the_admission(journal: Journal, tmp_path
     assert gate.status.relay_faults == 1
     metrics = Metrics()
     metrics.observe(decision)
-    assert "passqr_relay_faults_total 1" in metrics.render()
+    assert "passqr_relay_faults_total 1.0" in metrics.render()
     (row,) = rows(tmp_path / "journal.sqlite3")
     assert row["relay_fault"] == decision.relay_fault
 
