@@ -149,7 +149,7 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from scanner.decode.cli import add_decode_parser
     from scanner.doctor import add_doctor_parser
-    from scanner.manage.cli import add_manage_parsers
+    from scanner.manage.parsers import add_manage_parsers
     from scanner.server.cli import add_server_parser
 
     parser = argparse.ArgumentParser(

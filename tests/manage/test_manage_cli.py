@@ -28,7 +28,7 @@ from scanner.errors import (
     ServerError,
 )
 from scanner.explain import describe
-from scanner.manage.cli import EXIT_CONFIG, EXIT_DENIED, EXIT_FAILED, EXIT_USAGE
+from scanner.manage.session import EXIT_CONFIG, EXIT_DENIED, EXIT_FAILED, EXIT_USAGE
 from scanner.remote import Remote
 from scanner.server import ServerThread, create_key, seed_demo
 from scanner.server.ratelimit import RateLimits
