@@ -335,11 +335,29 @@ def _check(config: Config, file: Path | None) -> None:
             raise ConfigError(f"{_where(file, 'api.' + key)}: must be at least 1")
     if config.api.live_wait_s < 0:
         raise ConfigError(f"{_where(file, 'api.live_wait_s')}: must not be negative")
-    if config.relay.type != "none" and not config.relay.port:
-        raise ConfigError(
-            f"{_where(file, 'relay.port')}: required for relay type {config.relay.type!r}"
-        )
-    relay = config.relay
+    _check_relay(config.relay, file)
+    if config.api.timeout_s <= 0:
+        raise ConfigError(f"{_where(file, 'api.timeout_s')}: must be positive")
+    for key, value in (
+        ("gate.repeat_ignore_s", config.gate.repeat_ignore_s),
+        ("gate.result_hold_s", config.gate.result_hold_s),
+    ):
+        if value < 0:
+            raise ConfigError(f"{_where(file, key)}: must not be negative")
+    check_base_url(
+        config.api.base_url,
+        allow_insecure_http=config.api.allow_insecure_http,
+        where=_where(file, "api.base_url"),
+    )
+    _check_cameras(config.sources, file)
+    keyboards = [s for s in config.sources if isinstance(s, KeyboardSourceConfig)]
+    if len(keyboards) > 1:
+        raise ConfigError(f"{_where(file, 'sources')}: only one keyboard source can exist")
+
+
+def _check_relay(relay: RelayConfig, file: Path | None) -> None:
+    if relay.type != "none" and not relay.port:
+        raise ConfigError(f"{_where(file, 'relay.port')}: required for relay type {relay.type!r}")
     most = RELAY_CHANNELS.get(relay.type)
     if most is not None and not 1 <= relay.channel <= most:
         raise ConfigError(
@@ -364,22 +382,12 @@ def _check(config: Config, file: Path | None) -> None:
         )
     if not 0 <= relay.open_delay_ms <= 10_000:
         raise ConfigError(f"{_where(file, 'relay.open_delay_ms')}: must be between 0 and 10000")
-    if not 10 <= config.relay.pulse_ms <= 60_000:
+    if not 10 <= relay.pulse_ms <= 60_000:
         raise ConfigError(f"{_where(file, 'relay.pulse_ms')}: must be between 10 and 60000")
-    if config.api.timeout_s <= 0:
-        raise ConfigError(f"{_where(file, 'api.timeout_s')}: must be positive")
-    for key, value in (
-        ("gate.repeat_ignore_s", config.gate.repeat_ignore_s),
-        ("gate.result_hold_s", config.gate.result_hold_s),
-    ):
-        if value < 0:
-            raise ConfigError(f"{_where(file, key)}: must not be negative")
-    check_base_url(
-        config.api.base_url,
-        allow_insecure_http=config.api.allow_insecure_http,
-        where=_where(file, "api.base_url"),
-    )
-    for i, source in enumerate(config.sources):
+
+
+def _check_cameras(sources: list[SourceConfig], file: Path | None) -> None:
+    for i, source in enumerate(sources):
         if not isinstance(source, CameraSourceConfig):
             continue
         where = _where(file, f"sources[{i}]")
@@ -394,9 +402,6 @@ def _check(config: Config, file: Path | None) -> None:
                 parse_synthetic_device(source.device)
             except ConfigError as err:
                 raise ConfigError(f"{where}.device: {err}") from err
-    keyboards = [s for s in config.sources if isinstance(s, KeyboardSourceConfig)]
-    if len(keyboards) > 1:
-        raise ConfigError(f"{_where(file, 'sources')}: only one keyboard source can exist")
 
 
 def is_loopback_host(host: str) -> bool:
