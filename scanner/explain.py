@@ -131,8 +131,8 @@ def describe(error: ScannerError, what: str = "", *, fix: bool = False) -> str:
     """
     summary, remedy = explain(error)
     message = error.message
-    if isinstance(error, NotFoundError) and what:
-        line = f"{what} not found"
+    if isinstance(error, NotFoundError):
+        line = f"{what} not found" if what else message or summary
     elif not message or message.lower() in summary.lower():
         line = summary  # the message says nothing more (or the table has no words for it)
     else:
