@@ -149,7 +149,7 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from scanner.decode.cli import add_decode_parser
     from scanner.doctor import add_doctor_parser
-    from scanner.manage.cli import add_manage_parsers
+    from scanner.manage.parsers import add_manage_parsers
     from scanner.server.cli import add_server_parser
 
     parser = argparse.ArgumentParser(
@@ -164,7 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO, WARNING or ERROR (default INFO)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_kiosk_parsers(sub)
+    _add_device_parsers(sub)
+    add_server_parser(sub)
+    add_manage_parsers(sub)
+    add_doctor_parser(sub)
+    add_decode_parser(sub)
+    return parser
 
+
+def _add_kiosk_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``run``, ``demo`` and ``journal export``."""
     run = sub.add_parser("run", help="run the kiosk (full screen, or --headless)")
     run.add_argument("--config", required=True, metavar="FILE", help="the TOML config file")
     run.add_argument(
@@ -197,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", metavar="ISO", help="only scans from this moment on")
     export.set_defaults(func=cmd_journal_export)
 
+
+def _add_device_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``relay off`` and ``relay test``."""
     relay = sub.add_parser("relay", help="drive the door relay on its own")
     rsub = relay.add_subparsers(dest="relay_command", required=True, metavar="ACTION")
     off = rsub.add_parser("off", help="switch the relay OFF now (for ExecStopPost=)")
@@ -212,12 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="pulse length (default: relay.pulse_ms)",
     )
     test.set_defaults(func=cmd_relay_test)
-
-    add_server_parser(sub)
-    add_manage_parsers(sub)
-    add_doctor_parser(sub)
-    add_decode_parser(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

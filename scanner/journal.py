@@ -105,39 +105,16 @@ class JournalFullError(ScannerError):
 
 
 EXPORT_COLUMNS = (
-    "ts",
-    "gate",
-    "source",
-    "code",
-    "raw",
-    "manual",
-    "decision",
-    "reason",
-    "message",
-    "detail",
-    "holder",
-    "latency_ms",
-    "offline",
-    "scan_id",
-    "decided_ts",
-    "replay_state",
-    "replay_result",
-    "replay_ts",
-    "relay_fault",
-)
+    "ts", "gate", "source", "code", "raw", "manual", "decision", "reason", "message", "detail",
+    "holder", "latency_ms", "offline", "scan_id", "decided_ts", "replay_state", "replay_result",
+    "replay_ts", "relay_fault",
+)  # fmt: skip
 
 #: The pass fields the offline copy keeps.
 CACHE_FIELDS = (
-    "code",
-    "id",
-    "status",
-    "uses_count",
-    "max_uses",
-    "expires_at",
-    "holder_name",
-    "holder_email",
-    "template_id",
-)
+    "code", "id", "status", "uses_count", "max_uses", "expires_at", "holder_name",
+    "holder_email", "template_id",
+)  # fmt: skip
 
 
 def _iso(ts: datetime) -> str:
@@ -471,6 +448,15 @@ class Journal:
 
         return await self._run(read)
 
+    async def cached_passes(self) -> list[dict[str, Any]]:
+        """Every pass in the offline copy (empty when the kiosk keeps none)."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(f"SELECT {', '.join(CACHE_FIELDS)} FROM pass_cache").fetchall()
+            return [dict(zip(CACHE_FIELDS, row, strict=True)) for row in rows]
+
+        return await self._run(read)
+
     async def cache_size(self) -> int:
         def read(conn: sqlite3.Connection) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM pass_cache").fetchone()[0])
@@ -516,11 +502,35 @@ class Journal:
 
         return await self._run(read)
 
+    async def history(self, code: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest rows of one code, newest first (the staff screen's "scans here")."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return list(_rows(conn, "WHERE code = ? ORDER BY id DESC LIMIT ?", (code, limit)))
+
+        return await self._run(read)
+
     async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             return list(_rows(conn, "ORDER BY id DESC LIMIT ?", (limit,)))
 
         return await self._run(read)
+
+    @staticmethod
+    def peek(path: Path) -> tuple[int, str | None]:
+        """(scans, the last one's time) of a journal, read-only: a running kiosk's is untouched.
+
+        Opening it read-write would settle the kiosk's undecided scans (:meth:`Journal.open`).
+
+        Raises:
+            sqlite3.Error: not a journal, or unreadable.
+        """
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows, last = conn.execute("SELECT count(*), max(ts) FROM scans").fetchone()
+        finally:
+            conn.close()
+        return int(rows), last
 
     def export_sync(
         self, fmt: Literal["csv", "jsonl"], *, since: datetime | None = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import sqlite3
 import time
@@ -33,16 +32,8 @@ from typing import Protocol
 
 from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
 from scanner.config import GateConfig, OfflinePolicy
-from scanner.errors import (
-    APIError,
-    AuthenticationError,
-    BadAnswerError,
-    InvalidPayloadError,
-    PlanError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
-)
+from scanner.errors import APIError, InvalidPayloadError, RateLimitedError, TransportError
+from scanner.explain import describe
 from scanner.journal import Journal, JournalFullError, start_of_today
 from scanner.models import (
     REASON_TEXT,
@@ -58,43 +49,13 @@ from scanner.models import (
 from scanner.offline import OfflineVerdict, judge_known
 from scanner.payload import normalise, printable
 from scanner.relay import Relay
+from scanner.status import HALTING, GateStatus, ServerState, failure_state, server_status
 
 _log = logging.getLogger(__name__)
 
 
 class Validator(Protocol):
     async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
-
-
-class ServerState(enum.StrEnum):
-    UNKNOWN = "unknown"
-    OK = "ok"
-    UNREACHABLE = "unreachable"
-    REJECTED_KEY = "key rejected"
-    NO_PLAN = "plan has no API access"
-    RATE_LIMITED = "rate limited"
-    FAULT = "fault"
-
-
-@dataclass
-class GateStatus:
-    """What the status line shows; updated in place by the gate."""
-
-    server: ServerState = ServerState.UNKNOWN
-    server_detail: str = ""
-    accepted_today: int = 0
-    rejected_today: int = 0
-    ignored_repeats: int = 0
-    in_flight: int = 0
-    last: Decision | None = None
-    day_start: float = 0.0
-    policy: str = "deny"
-    halted: str = ""
-    """Why scanning stopped (a rejected key or plan); empty while scanning."""
-    journal_fault: str = ""
-    """Why the journal cannot take admissions (disk below its reserve, a write failed)."""
-    relay_faults: int = 0
-    """Admissions whose door did not open (since start)."""
 
 
 #: The headline of an admission whose relay failed: the guest must not walk into a shut door.
@@ -463,40 +424,26 @@ class Gate:
     async def _api_failure(
         self, scan: Scan, raw: RawScan, err: APIError, attempt: _Attempt
     ) -> Decision:
-        unknown = " (a try got no answer: it may have counted a use)" if attempt.unanswered else ""
-        if isinstance(err, AuthenticationError | PlanError):
+        """Staff read the failure in :mod:`scanner.explain`'s words; the guest, a reason."""
+        if failure_state(err) is None:
+            return self._reject(scan, raw, Reason.ERROR, detail=describe(err))
+        state, shown = server_status(err)
+        self._server(state, shown)
+        if state in HALTING:
             # A key or plan problem is not a network problem: stop, and tell staff.
-            state = (
-                ServerState.REJECTED_KEY
-                if isinstance(err, AuthenticationError)
-                else (ServerState.NO_PLAN)
-            )
-            why = (
-                "API key rejected"
-                if state is ServerState.REJECTED_KEY
-                else ("plan has no API access")
-            )
-            self._server(state, why)
-            self.status.halted = f"{why}: {err.message}"
+            self.status.halted = describe(err)
             _log.error("scanning stopped: %s", self.status.halted)
             return self._reject(
                 scan, raw, Reason.ERROR, message="Scanner out of service", detail=self.status.halted
             )
-        if isinstance(err, TransportError):
-            self._server(ServerState.UNREACHABLE, err.message)
+        if state is ServerState.UNREACHABLE:
+            # OFFLINE says the summary already: the message says where and how.
             reason, detail = Reason.OFFLINE, err.message
-        elif isinstance(err, RateLimitedError):
-            self._server(ServerState.RATE_LIMITED, f"retry in {err.retry_after:.0f} s")
-            reason, detail = Reason.RATE_LIMITED, err.message
-        elif isinstance(err, BadAnswerError):
-            self._server(ServerState.FAULT, "answer is not PassQR's: check api.base_url")
-            reason, detail = Reason.ERROR, err.message
-        elif isinstance(err, ServerError):
-            self._server(ServerState.FAULT, f"server error {err.status}")
-            reason, detail = Reason.ERROR, f"server error: {err.message}"
         else:
-            return self._reject(scan, raw, Reason.ERROR, detail=f"request refused: {err.message}")
-        detail += unknown
+            reason = Reason.RATE_LIMITED if state is ServerState.RATE_LIMITED else Reason.ERROR
+            detail = describe(err)
+        if attempt.unanswered:
+            detail += " (a try got no answer: it may have counted a use)"
         if self.policy == "deny" or scan.code is None:
             return self._reject(scan, raw, reason, detail=detail, offline=reason is Reason.OFFLINE)
         return await self._decide_offline(scan, raw, scan.code, detail)

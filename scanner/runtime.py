@@ -18,15 +18,16 @@ from collections.abc import Callable
 from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget, BudgetLimits, Priority
 from scanner.config import Config, KeyboardSourceConfig
-from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
+from scanner.errors import APIError
 from scanner.journal import Journal
 from scanner.metrics import Metrics, parse_listen
 from scanner.models import RawScan, utcnow
 from scanner.offline import Catalog, Replayer
-from scanner.pipeline import Gate, ServerState, Validator
+from scanner.pipeline import Gate, Validator
 from scanner.relay import Relay, build_channel_twin, build_relay
 from scanner.sound import AlsaSink, BellSink, Cue, RelaySink, Sink, Sounder
 from scanner.sources import KeyboardSource, Source, build_source
+from scanner.status import ServerState, server_status
 
 _log = logging.getLogger(__name__)
 
@@ -186,14 +187,8 @@ class Kiosk:
         asked_at = self.gate.now()
         try:
             await self.client.list_templates(limit=1)
-        except AuthenticationError:
-            self.gate.note_server(ServerState.REJECTED_KEY, "API key rejected", asked_at=asked_at)
-        except PlanError:
-            self.gate.note_server(ServerState.NO_PLAN, "plan has no API access", asked_at=asked_at)
-        except TransportError as err:
-            self.gate.note_server(ServerState.UNREACHABLE, err.message, asked_at=asked_at)
         except APIError as err:
-            self.gate.note_server(ServerState.FAULT, err.message, asked_at=asked_at)
+            self.gate.note_server(*server_status(err), asked_at=asked_at)
         else:
             self.gate.note_server(ServerState.OK, asked_at=asked_at)
             self.replayer.wake()

@@ -639,6 +639,11 @@ class Store:
             )
         if max_uses is ABSENT:
             max_uses = template[9]
+        row = (template_id, holder_name, holder_email, _text(data), status, uses_count, max_uses)
+        return self._insert_pass(business, row, expires_at)
+
+    def _insert_pass(self, business: str, row: tuple[Any, ...], expires_at: str | None) -> Json:
+        """Insert under a freshly drawn code; `row` is template_id .. max_uses."""
         now = now_timestamp()
         pass_id = str(uuid.uuid4())
         for _ in range(20):
@@ -648,21 +653,7 @@ class Store:
                     "INSERT INTO passes (id, code, template_id, holder_name, holder_email, data,"
                     " status, uses_count, max_uses, expires_at, created_at, updated_at, business)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        pass_id,
-                        code,
-                        template_id,
-                        holder_name,
-                        holder_email,
-                        _text(data),
-                        status,
-                        uses_count,
-                        max_uses,
-                        expires_at,
-                        now,
-                        now,
-                        business,
-                    ),
+                    (pass_id, code, *row, expires_at, now, now, business),
                 )
             except sqlite3.IntegrityError:
                 # A code collision (36^8 codes): draw again.

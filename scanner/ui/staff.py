@@ -29,10 +29,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
 
 from scanner.errors import APIError
-from scanner.manage.remote import describe
-from scanner.manage.search import PassFinder, SearchResult, scans_of
+from scanner.explain import describe
 from scanner.models import PassInfo
 from scanner.runtime import Kiosk
+from scanner.search import PassFinder, SearchResult
 from scanner.ui.screens import ConsoleScrollBarRender
 from scanner.ui.widgets import BAD, GOOD, WARN, literal
 
@@ -309,7 +309,7 @@ class PassDetailScreen(ModalScreen[bool]):
             table.display = False
             return
         try:
-            self.scans = await scans_of(self.kiosk.journal, self.info.code, self.SCAN_LIMIT)
+            self.scans = await self.kiosk.journal.history(self.info.code, self.SCAN_LIMIT)
         except Exception as err:  # noqa: BLE001 - a journal fault is shown, never raised
             _log.warning("cannot read the journal: %s", err)
             title.update(Content.styled(f"Cannot read the journal: {literal(err)}", BAD))

@@ -19,9 +19,9 @@ from textual.widgets import Static
 
 from scanner.models import Decision
 from scanner.payload import printable
-from scanner.pipeline import GateStatus, ServerState
 from scanner.relay import Relay, RelayState
 from scanner.sources import Source, SourceState
+from scanner.status import GateStatus, ServerState
 from scanner.ui import bigtext
 
 _log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from scanner.pipeline import GateStatus, ServerState
+from scanner.status import GateStatus, ServerState
 from scanner.ui.widgets import LinkStatus, link_content
 
 

@@ -22,10 +22,11 @@ import pytest
 from scanner.api import PassQRClient
 from scanner.budget import Budget, BudgetLimits
 from scanner.manage import importer
-from scanner.manage.importer import ImportReport, ResultsFile, read_csv
+from scanner.manage.guestlist import CsvFileError, read_csv
+from scanner.manage.importer import ImportReport, ResultsFile
 from scanner.manage.output import Out, Progress
-from scanner.manage.remote import Remote
 from scanner.models import PassInfo
+from scanner.remote import Remote
 from scanner.server import ServerThread, create_key
 from tests.conftest import LocalServer
 from tests.manage.conftest import RunCli, all_passes
@@ -153,14 +154,14 @@ def test_a_name_column_is_a_hint_not_a_guess(tmp_path: Path) -> None:
     ],
 )
 def test_unusable_files(tmp_path: Path, text: str, words: str) -> None:
-    with pytest.raises(importer.CsvFileError, match=words):
+    with pytest.raises(CsvFileError, match=words):
         read_csv(write(tmp_path / "g.csv", text))
 
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("holder_name\nZo\xeb\n".encode("latin-1"))
-    with pytest.raises(importer.CsvFileError, match="not UTF-8"):
+    with pytest.raises(CsvFileError, match="not UTF-8"):
         read_csv(path)
 
 

@@ -37,10 +37,10 @@ from scanner.models import (
     ValidationOutcome,
     ValidationResult,
 )
-from scanner.pipeline import ServerState
 from scanner.relay import NoRelay
 from scanner.runtime import Kiosk
 from scanner.sources import KeyboardSource
+from scanner.status import ServerState
 from scanner.ui.app import KioskApp
 from scanner.ui.screens import ConfirmQuitScreen, ManualEntryScreen, StartupErrorScreen
 from tests.support.waiting import eventually

@@ -33,8 +33,9 @@ from scanner.models import (
     ValidationResult,
     utcnow,
 )
-from scanner.pipeline import Gate, ServerState
+from scanner.pipeline import Gate
 from scanner.relay import NoRelay, RelayState
+from scanner.status import ServerState
 from tests.support.waiting import eventually
 
 

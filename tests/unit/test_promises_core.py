@@ -36,8 +36,9 @@ from scanner.models import (
 )
 from scanner.offline import Replayer
 from scanner.payload import printable
-from scanner.pipeline import DOOR_FAULT_TEXT, Gate, ServerState
+from scanner.pipeline import DOOR_FAULT_TEXT, Gate
 from scanner.relay import NoRelay
+from scanner.status import ServerState
 from tests.support.waiting import eventually
 from tests.unit.test_pipeline import ScriptedValidator, valid
 
@@ -286,7 +287,7 @@ async def test_a_relay_fault_is_part_of_the_admission(journal: Journal, tmp_path
     assert gate.status.relay_faults == 1
     metrics = Metrics()
     metrics.observe(decision)
-    assert "passqr_relay_faults_total 1" in metrics.render()
+    assert "passqr_relay_faults_total 1.0" in metrics.render()
     (row,) = rows(tmp_path / "journal.sqlite3")
     assert row["relay_fault"] == decision.relay_fault
 
