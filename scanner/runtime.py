@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget, BudgetLimits, Priority
-from scanner.config import Config, KeyboardSourceConfig
+from scanner.config import Config, KeyboardSourceConfig, parse_listen
 from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
 from scanner.journal import Journal
-from scanner.metrics import Metrics, parse_listen
+from scanner.metrics import Metrics
 from scanner.models import RawScan, utcnow
 from scanner.offline import Catalog, Replayer
 from scanner.pipeline import Gate, ServerState, Validator

@@ -119,7 +119,7 @@ async def test_a_realtime_synthetic_camera_reports_its_decode_rate() -> None:
 def test_bad_synthetic_options_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="option 'speed' is unknown"):
         CameraSource(config("synthetic?speed=9"))
-    with pytest.raises(ConfigError, match="watchdog_s must be positive"):
+    with pytest.raises(ConfigError, match="watchdog_s: must be more than 0"):
         CameraSource(config(watchdog_s=0))
 
 
