@@ -432,14 +432,7 @@ async def _check_api(config: Config, key: str) -> list[Check]:
                 )
             ]
     recorder = _Recorder(httpx.AsyncHTTPTransport(verify=verify))
-    client = PassQRClient(
-        base,
-        key,
-        timeout_s=config.api.timeout_s,
-        allow_insecure_http=config.api.allow_insecure_http,
-        ca_file=config.api.ca_file,
-        transport=recorder,
-    )
+    client = PassQRClient.from_config(config.api, key, transport=recorder)
     timings: list[float] = []
     error: APIError | None = None
     try:

@@ -29,8 +29,8 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
 from scanner.config import GateConfig, OfflinePolicy
 from scanner.errors import (
@@ -60,10 +60,6 @@ from scanner.payload import normalise, printable
 from scanner.relay import Relay
 
 _log = logging.getLogger(__name__)
-
-
-class Validator(Protocol):
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
 
 
 class ServerState(enum.StrEnum):
@@ -141,7 +137,7 @@ class Gate:
         self,
         *,
         config: GateConfig,
-        validator: Validator,
+        validator: PassQRApi,
         journal: Journal,
         relay: Relay,
         policy: OfflinePolicy = "deny",

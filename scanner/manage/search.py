@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from scanner.api import PassQRClient
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, Priority
 from scanner.journal import CACHE_FIELDS, Journal
 from scanner.manage.remote import PAGE_LIMIT, Remote, as_code
@@ -129,7 +129,7 @@ class PassFinder:
     def __init__(
         self,
         journal: Journal,
-        client: PassQRClient,
+        client: PassQRApi,
         budget: Budget,
         *,
         last_sync: Callable[[], datetime | None] = lambda: None,
