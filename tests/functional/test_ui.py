@@ -55,6 +55,7 @@ from scanner.ui.screens import (
     RecentScansScreen,
     StartupErrorScreen,
 )
+from scanner.ui.widgets import ResultPanel
 from tests.conftest import LocalServer
 from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
@@ -164,7 +165,7 @@ def shows_big(text: str, word: str, *, half: bool = False) -> bool:
     return all(row in text for row in rows if row)
 
 
-def panel_of(app: KioskApp) -> Any:
+def panel_of(app: KioskApp) -> ResultPanel:
     return app.gate_screen.panel
 
 
