@@ -7,6 +7,12 @@ field (:func:`scanner.schema.within`); NaN and infinity are never a number here,
 a relay command may hold a NUL (the OS cannot open such a path). Every problem is one
 :class:`ConfigError` line, so ``run`` ends with exit 78 and systemd does not loop.
 
+A device's table belongs to its kind: ``[relay]`` is :class:`scanner.relay.kind.RelayConfig`
+and its ``type`` one of :data:`scanner.relay.RELAY_KINDS`; each ``[[sources]]`` table
+is the dataclass of the kind :data:`scanner.sources.SOURCE_KINDS` names. The kinds'
+own rules (a board's channels, ``ascii`` commands, a synthetic camera's options) are
+theirs; this module applies them and the rules that span tables.
+
 The API key never lives in the file: it comes from ``PASSQR_API_KEY``,
 ``api.key_file`` (mode 0600) or the systemd credential ``api-key``
 (``$CREDENTIALS_DIRECTORY/api-key``).

@@ -16,6 +16,10 @@ go) and a fresh one is started.
 The camera sees a held code in every frame: each distinct text is emitted at most
 once per ``emit_every_s`` (0.5 s), and the gate's repeat window (sliding on the
 last sighting) turns a code held for ten seconds into one validation.
+
+This module is also the camera's kind (its ``[[sources]]`` table, the ``synthetic?...``
+device options, :data:`KIND`): the config loader imports it, so OpenCV, numpy and
+the capture backends load only when a camera is opened (:func:`backend_for`).
 """
 
 from __future__ import annotations
