@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from scanner import __version__
-from scanner.config import check_base_url
+from scanner.config import ApiConfig, check_base_url
 from scanner.errors import (
     APIError,
     APITimeoutError,
@@ -191,6 +191,24 @@ class PassQRClient:
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30.0),
             follow_redirects=False,
+        )
+
+    @classmethod
+    def from_config(
+        cls, api: ApiConfig, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> PassQRClient:
+        """The client ``[api]`` describes: the one way the kiosk and the tools build it.
+
+        Raises:
+            ConfigError: a base URL that is not allowed.
+        """
+        return cls(
+            api.base_url,
+            api_key,
+            timeout_s=api.timeout_s,
+            allow_insecure_http=api.allow_insecure_http,
+            ca_file=api.ca_file,
+            transport=transport,
         )
 
     def __repr__(self) -> str:

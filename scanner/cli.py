@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from scanner import __version__
+from scanner import __version__, exitcodes
 from scanner.config import Config, load_api_key, load_config
 from scanner.errors import ScannerError
 from scanner.logs import setup_logging
 
 _log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
-EXIT_CONFIG = 78  # EX_CONFIG: systemd's Restart= logic and scripts can tell it apart
+EXIT_USAGE = exitcodes.USAGE
+EXIT_CONFIG = exitcodes.CONFIG
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
     return int(status)
 
 

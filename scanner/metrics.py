@@ -41,8 +41,6 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from scanner import __version__
-from scanner.config import host_problem
-from scanner.errors import ConfigError
 from scanner.models import Decision, Reason
 from scanner.relay import RelayState
 from scanner.sources import SourceState
@@ -53,7 +51,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_BUCKETS", "Histogram", "Metrics", "parse_listen"]
+__all__ = ["DEFAULT_BUCKETS", "Histogram", "Metrics"]
 
 #: Seconds. A gate answers in tens of milliseconds on a LAN, a second over a bad uplink;
 #: ``api.timeout_s`` (3 s) caps a try.
@@ -64,27 +62,6 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _MAX_REQUEST = 8192
 _READ_TIMEOUT_S = 5.0
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:9108"``, ``"[::1]:9108"`` or ``":9108"`` (all addresses) -> (host, port).
-
-    Raises:
-        ConfigError: not ``host:port`` with a port from 1 to 65535 and a host that
-            can be looked up.
-    """
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not (port_text.isascii() and port_text.isdigit()):
-        raise ConfigError(f"metrics.listen: {value!r} is not host:port (127.0.0.1:9108)")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ConfigError(f"metrics.listen: port {port} is not between 1 and 65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    problem = host_problem(host) if host else None
-    if problem is not None:
-        raise ConfigError(f"metrics.listen: {problem}")
-    return host or "0.0.0.0", port
 
 
 def _bound(value: float) -> str:

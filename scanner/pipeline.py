@@ -28,8 +28,8 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
 from scanner.config import GateConfig, OfflinePolicy
 from scanner.errors import APIError, InvalidPayloadError, RateLimitedError, TransportError
@@ -52,10 +52,6 @@ from scanner.relay import Relay
 from scanner.status import HALTING, GateStatus, ServerState, failure_state, server_status
 
 _log = logging.getLogger(__name__)
-
-
-class Validator(Protocol):
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
 
 
 #: The headline of an admission whose relay failed: the guest must not walk into a shut door.
@@ -102,7 +98,7 @@ class Gate:
         self,
         *,
         config: GateConfig,
-        validator: Validator,
+        validator: PassQRApi,
         journal: Journal,
         relay: Relay,
         policy: OfflinePolicy = "deny",

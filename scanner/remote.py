@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
-from scanner.api import PassQRClient
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, Priority
 from scanner.errors import RateLimitedError, ScannerError, ServerError, TransportError
 from scanner.explain import describe
@@ -48,7 +48,7 @@ class Remote:
 
     def __init__(
         self,
-        client: PassQRClient,
+        client: PassQRApi,
         budget: Budget,
         *,
         priority: Priority = Priority.LIVE,

@@ -16,14 +16,15 @@ import sqlite3
 from collections.abc import Callable
 
 from scanner.api import PassQRClient
-from scanner.budget import Bucket, Budget, BudgetLimits, Priority
-from scanner.config import Config, KeyboardSourceConfig
+from scanner.api_protocol import PassQRApi
+from scanner.budget import Bucket, Budget, Priority
+from scanner.config import Config, KeyboardSourceConfig, parse_listen
 from scanner.errors import APIError
 from scanner.journal import Journal
-from scanner.metrics import Metrics, parse_listen
+from scanner.metrics import Metrics
 from scanner.models import RawScan, utcnow
 from scanner.offline import Catalog, Replayer
-from scanner.pipeline import Gate, Validator
+from scanner.pipeline import Gate
 from scanner.relay import Relay, build_channel_twin, build_relay
 from scanner.sound import AlsaSink, BellSink, Cue, RelaySink, Sink, Sounder
 from scanner.sources import KeyboardSource, Source, build_source
@@ -53,18 +54,12 @@ class Kiosk:
         *,
         api_key: str,
         headless: bool = False,
-        client: PassQRClient | None = None,
+        client: PassQRApi | None = None,
         relay: Relay | None = None,
         sources: list[Source] | None = None,
     ) -> None:
         self.config = config
-        self.client = client or PassQRClient(
-            config.api.base_url,
-            api_key,
-            timeout_s=config.api.timeout_s,
-            allow_insecure_http=config.api.allow_insecure_http,
-            ca_file=config.api.ca_file,
-        )
+        self.client: PassQRApi = client or PassQRClient.from_config(config.api, api_key)
         self.journal = Journal(config.journal.path)
         self.relay = relay or build_relay(config.relay)
         self.sources = (
@@ -72,22 +67,15 @@ class Kiosk:
             if sources is not None
             else [build_source(s, headless=headless) for s in config.sources]
         )
-        validator: Validator = self.client
         api = config.api
-        self.budget = Budget(
-            BudgetLimits(
-                validate_per_min=api.validate_per_min,
-                read_per_min=api.read_per_min,
-                write_per_min=api.write_per_min,
-            )
-        )
+        self.budget = Budget.from_config(api)
         self.replayer = Replayer(self.client, self.journal, self.budget)
         self.catalog = Catalog(
             self.client, self.journal, self.budget, config.offline.sync_interval_s
         )
         self.gate = Gate(
             config=config.gate,
-            validator=validator,
+            validator=self.client,
             journal=self.journal,
             relay=self.relay,
             policy=config.offline.policy,

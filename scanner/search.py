@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from scanner.api import PassQRClient
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, Priority
 from scanner.journal import Journal
 from scanner.models import Page, PassInfo
@@ -102,7 +102,7 @@ class PassFinder:
     def __init__(
         self,
         journal: Journal,
-        client: PassQRClient,
+        client: PassQRApi,
         budget: Budget,
         *,
         last_sync: Callable[[], datetime | None] = lambda: None,

@@ -92,14 +92,7 @@ class _Probe:
 async def _probe(config: Config, key: str, verify: ssl.SSLContext | bool) -> _Probe:
     recorder = _Recorder(httpx.AsyncHTTPTransport(verify=verify))
     api = config.api
-    client = PassQRClient(
-        api.base_url,
-        key,
-        timeout_s=api.timeout_s,
-        allow_insecure_http=api.allow_insecure_http,
-        ca_file=api.ca_file,
-        transport=recorder,
-    )
+    client = PassQRClient.from_config(api, key, transport=recorder)
     probe = _Probe()
     try:
         for _ in range(2):

@@ -5,26 +5,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scanner import exitcodes
 from scanner.api import PassQRClient
-from scanner.budget import Budget, BudgetLimits
+from scanner.api_protocol import PassQRApi
+from scanner.budget import Budget
 from scanner.config import Config, load_api_key, load_config
 from scanner.errors import ConfigError, ScannerError
 from scanner.explain import describe
 from scanner.manage import output
 from scanner.remote import Remote
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_DENIED = 3
-EXIT_CONFIG = 78
-EXIT_INTERRUPTED = 130
+EXIT_OK = exitcodes.OK
+EXIT_FAILED = exitcodes.FAILED
+EXIT_USAGE = exitcodes.USAGE
+EXIT_DENIED = exitcodes.DENIED
+EXIT_CONFIG = exitcodes.CONFIG
+EXIT_INTERRUPTED = exitcodes.INTERRUPTED
 
 STATUSES = ("active", "used", "expired", "revoked")
 SETTABLE_STATUSES = ("active", "used", "revoked")
@@ -39,7 +42,7 @@ class Session:
     """What one command works with."""
 
     config: Config
-    client: PassQRClient
+    client: PassQRApi
     budget: Budget
     remote: Remote
     out: output.Out
@@ -93,22 +96,14 @@ def _what(args: argparse.Namespace) -> str:
 async def _session(
     config: Config, api_key: str, command: Command, args: argparse.Namespace, out: output.Out
 ) -> int:
-    api = config.api
-    write_per_min = getattr(args, "per_min", None) or api.write_per_min
-    budget = Budget(
-        BudgetLimits(
-            validate_per_min=api.validate_per_min,
-            read_per_min=api.read_per_min,
-            write_per_min=write_per_min,
-        )
+    # Bulk work: a longer deadline than a gate's, and --per-min may spend more writes.
+    api = dataclasses.replace(
+        config.api,
+        timeout_s=max(config.api.timeout_s, 10.0),
+        write_per_min=getattr(args, "per_min", None) or config.api.write_per_min,
     )
-    client = PassQRClient(
-        api.base_url,
-        api_key,
-        timeout_s=max(api.timeout_s, 10.0),
-        allow_insecure_http=api.allow_insecure_http,
-        ca_file=api.ca_file,
-    )
+    budget = Budget.from_config(api)
+    client = PassQRClient.from_config(api, api_key)
     async with client:
         remote = Remote(client, budget, transport_retries=1, on_wait=out.warn)
         return await command(Session(config, client, budget, remote, out), args)

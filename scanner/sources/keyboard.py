@@ -12,13 +12,21 @@ import logging
 import sys
 import threading
 import time
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Literal, TextIO
 
 from scanner.models import RawScan
 from scanner.payload import MAX_PAYLOAD_CHARS
 from scanner.sources.base import Emit, Source, SourceState
+from scanner.sources.kind import SourceKind
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyboardSourceConfig:
+    type: Literal["keyboard"]
+    name: str | None = None
 
 
 class KeyboardSource(Source):
@@ -79,3 +87,11 @@ class KeyboardSource(Source):
 def stdin_if_piped() -> TextIO | None:
     """Standard input when it is not the terminal the UI draws on."""
     return sys.stdin if sys.stdin is not None and not sys.stdin.isatty() else None
+
+
+def _build(config: KeyboardSourceConfig, headless: bool) -> Source:
+    return KeyboardSource(config.name or "keyboard", stdin=stdin_if_piped() if headless else None)
+
+
+#: One keyboard: the UI has one set of keys to feed, headless one standard input.
+KIND = SourceKind(name="keyboard", config=KeyboardSourceConfig, build=_build, single=True)

@@ -29,7 +29,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from scanner import notify
+from scanner import exitcodes, notify
 from scanner.errors import ConfigError, ScannerError
 from scanner.models import Decision, RawScan
 from scanner.runtime import Kiosk
@@ -45,9 +45,9 @@ from scanner.ui.widgets import literal
 
 _log = logging.getLogger(__name__)
 
-EXIT_CONFIG = 78
+EXIT_CONFIG = exitcodes.CONFIG
 """Exit status when the kiosk cannot start for a configuration reason (EX_CONFIG)."""
-EXIT_ERROR = 1
+EXIT_ERROR = exitcodes.FAILED
 """Exit status for any other startup failure."""
 
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP)

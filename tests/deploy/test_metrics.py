@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from scanner.config import parse_config
+from scanner.config import parse_config, parse_listen
 from scanner.errors import ConfigError
-from scanner.metrics import Metrics, parse_listen
+from scanner.metrics import Metrics
 from scanner.relay import NoRelay, RelayState
 from scanner.runtime import Kiosk
 from scanner.sources import SimulatedSource, Source, SourceState

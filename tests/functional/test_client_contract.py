@@ -181,7 +181,9 @@ async def test_plan_limits_businesses_and_expiry_through_the_client(tmp_path: Pa
     with ServerThread(db, rate_limit=False, pass_quotas={"starter": 1}) as server:
         async with PassQRClient(server.base_url, starter) as api:
             template = await api.create_template(name="Small", max_uses=2)
+            assert template.id is not None
             created = await api.create_pass(template_id=template.id)
+            assert created.id is not None and created.code is not None
             assert created.max_uses == 2  # the template's default
             with pytest.raises(PlanLimitError) as info:
                 await api.create_pass(template_id=template.id)

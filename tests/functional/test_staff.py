@@ -8,19 +8,18 @@ export, as a person at the gate would see it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import html
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from scanner.api import PassQRClient
-from scanner.config import ApiConfig, Config, GateConfig, JournalConfig, OfflineConfig, RelayConfig
+from scanner.config import load_config
 from scanner.runtime import Kiosk
 from scanner.sources import KeyboardSource
 from scanner.ui.app import KioskApp
@@ -37,29 +36,23 @@ def _no_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@dataclass(frozen=True, kw_only=True)
-class StaffConfig:
-    """What ``[staff]`` will be in the config."""
-
-    pin: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConfigWithStaff(Config):
-    staff: StaffConfig = dataclasses.field(default_factory=StaffConfig)
-
-
 def make_app(
     tmp_path: Path, server: LocalServer, *, policy: str = "deny", pin: str | None = None
 ) -> KioskApp:
-    fields = {
-        "api": ApiConfig(base_url=server.base_url, timeout_s=5.0),
-        "gate": GateConfig(name="North gate", repeat_ignore_s=0.0, result_hold_s=60.0),
-        "offline": OfflineConfig(policy=policy),  # type: ignore[arg-type]
-        "relay": RelayConfig(type="none", pulse_ms=50),
-        "journal": JournalConfig(path=tmp_path / "journal.sqlite3"),
-    }
-    config = ConfigWithStaff(**fields, staff=StaffConfig(pin=pin)) if pin else Config(**fields)
+    """The kiosk as ``run`` starts it: from a config file (``[staff] pin`` among its keys)."""
+    text = (
+        f'[api]\nbase_url = "{server.base_url}"\ntimeout_s = 5.0\n'
+        '[gate]\nname = "North gate"\nrepeat_ignore_s = 0.0\nresult_hold_s = 60.0\n'
+        f'[offline]\npolicy = "{policy}"\n'
+        '[relay]\ntype = "none"\npulse_ms = 50\n'
+        '[journal]\npath = "journal.sqlite3"\n'
+    )
+    if pin is not None:
+        text += f'[staff]\npin = "{pin}"\n'
+    path = tmp_path / "scanner.toml"
+    path.write_text(text)
+    config = load_config(path)
+    assert config.staff.pin == pin
     kiosk = Kiosk(config, api_key=server.api_key, sources=[KeyboardSource()])
     return KioskApp(kiosk)
 
@@ -95,7 +88,7 @@ async def open_staff(pilot: Pilot[int]) -> StaffScreen:
 async def search(pilot: Pilot[int], screen: StaffScreen, text: str) -> None:
     screen.result = None
     await pilot.click("#query")
-    screen.query_one("#query").value = ""  # type: ignore[attr-defined]
+    screen.query_one("#query", Input).value = ""
     await pilot.press(*text, "enter")
     await eventually(lambda: screen.result is not None and not screen.searching)
     await pilot.pause()
@@ -125,11 +118,11 @@ async def journaled(app: KioskApp, count: int) -> list[dict[str, object]]:
             await asyncio.sleep(0.01)
 
 
-async def create_pass(server: LocalServer, **fields: object) -> str:
+async def create_pass(server: LocalServer, **fields: Any) -> str:
     async with PassQRClient(server.base_url, server.api_key) as client:
         template = (await client.list_templates()).items[0].id
         assert template is not None
-        created = await client.create_pass(template_id=template, **fields)  # type: ignore[arg-type]
+        created = await client.create_pass(template_id=template, **fields)
     assert created.code is not None
     return created.code
 

@@ -35,7 +35,6 @@ from scanner.config import ApiConfig, Config, GateConfig, JournalConfig, RelayCo
 from scanner.errors import NetworkError
 from scanner.models import (
     Decision,
-    Page,
     PassInfo,
     RawScan,
     Reason,
@@ -56,7 +55,9 @@ from scanner.ui.screens import (
     RecentScansScreen,
     StartupErrorScreen,
 )
+from scanner.ui.widgets import ResultPanel
 from tests.conftest import LocalServer
+from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
 
 SIZE = (80, 24)
@@ -94,27 +95,11 @@ def refused(outcome: ValidationOutcome, holder: str | None = "Alan Turing") -> A
     )
 
 
-class FakeClient:
-    """Stands in for :class:`scanner.api.PassQRClient`: answers validations from a table."""
-
-    def __init__(self, answers: dict[str, Any] | None = None) -> None:
-        self.answers = answers or {}
-        self.codes: list[str] = []
-        self.closed = False
-
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        self.codes.append(code)
-        answer = self.answers.get(code, refused(ValidationOutcome.NOT_FOUND, None))
-        if isinstance(answer, Exception):
-            raise answer
-        assert isinstance(answer, ValidationResult)
-        return answer
-
-    async def list_templates(self, *, page: int = 1, limit: int = 20) -> Page[TemplateInfo]:
-        return Page(items=(), page=page, limit=limit, total=0)
-
-    async def aclose(self) -> None:
-        self.closed = True
+def fake(app: KioskApp) -> FakeClient:
+    """The kiosk's client, which :func:`make_app` made a fake."""
+    client = app.kiosk.client
+    assert isinstance(client, FakeClient)
+    return client
 
 
 def make_config(
@@ -145,7 +130,7 @@ def make_app(
     kiosk = Kiosk(
         make_config(tmp_path, **config),
         api_key="pqr_live_test",
-        client=FakeClient(answers),  # type: ignore[arg-type]
+        client=FakeClient(answers, default=refused(ValidationOutcome.NOT_FOUND, None)),
         sources=sources,
         relay=NoRelay(pulse_ms=50),
     )
@@ -180,7 +165,7 @@ def shows_big(text: str, word: str, *, half: bool = False) -> bool:
     return all(row in text for row in rows if row)
 
 
-def panel_of(app: KioskApp) -> Any:
+def panel_of(app: KioskApp) -> ResultPanel:
     return app.gate_screen.panel
 
 
@@ -387,7 +372,7 @@ async def test_typed_code_and_enter_reach_the_pipeline(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*"pass-qwerty12", "enter")
         decision = await decided(pilot)
-        assert app.kiosk.gate.validator.codes == ["PASS-QWERTY12"]  # type: ignore[attr-defined]
+        assert fake(app).codes == ["PASS-QWERTY12"]
         assert decision.scan.source == "keyboard"
         assert decision.scan.code == "PASS-QWERTY12"
         assert "Typed In" in screen_text(app)
@@ -404,7 +389,7 @@ async def test_line_feed_and_crlf_terminators(tmp_path: Path) -> None:
         await pilot.press(*"PASS-CRLF0001", "enter", "ctrl+j")
         await decided(pilot, 2)
         await pilot.pause(0.05)
-        assert app.kiosk.gate.validator.codes == ["PASS-LFLF0001", "PASS-CRLF0001"]  # type: ignore[attr-defined]
+        assert fake(app).codes == ["PASS-LFLF0001", "PASS-CRLF0001"]
 
 
 async def test_scanner_letters_trigger_no_binding(tmp_path: Path) -> None:
@@ -421,7 +406,7 @@ async def test_keys_are_ignored_without_a_keyboard_source(tmp_path: Path) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*"PASS-AAAA0004", "enter")
         await pilot.pause(0.1)
-        assert app.kiosk.gate.validator.codes == []  # type: ignore[attr-defined]
+        assert fake(app).codes == []
         assert panel_of(app).decision is None
 
 
@@ -437,7 +422,7 @@ async def test_f2_manual_entry(tmp_path: Path, keyboard: bool, source: str) -> N
         assert isinstance(app.focused, Input)
         await pilot.press(*"PASS-MANU0001")
         # The typed keys went to the input, not to the wedge source.
-        assert app.kiosk.gate.validator.codes == []  # type: ignore[attr-defined]
+        assert fake(app).codes == []
         await pilot.press("enter")
         decision = await decided(pilot)
         assert app.screen is app.gate_screen
@@ -454,7 +439,7 @@ async def test_f2_escape_cancels(tmp_path: Path) -> None:
         await pilot.press(*"PASS-X", "escape")
         await eventually(lambda: app.screen is app.gate_screen)
         await pilot.pause(0.05)
-        assert app.kiosk.gate.validator.codes == []  # type: ignore[attr-defined]
+        assert fake(app).codes == []
 
 
 async def test_f3_recent_scans_lists_rows_literally(tmp_path: Path) -> None:
@@ -678,7 +663,7 @@ async def test_kiosk_stops_when_the_app_ends(tmp_path: Path) -> None:
         assert not app.stopped
     assert app.stopped
     assert kiosk.relay.state is RelayState.OFF
-    assert kiosk.client.closed  # type: ignore[attr-defined]
+    assert fake(app).closed
     with pytest.raises(RuntimeError):  # the journal is closed
         await kiosk.journal.recent(1)
 

@@ -320,7 +320,9 @@ def test_a_plan_quota_stops_the_import_with_a_report(tmp_path: Path) -> None:
 def create_template(server: LocalServer) -> str:
     async def go() -> str:
         async with PassQRClient(server.base_url, server.api_key) as client:
-            return (await client.create_template(name="Quota")).id
+            template_id = (await client.create_template(name="Quota")).id
+            assert template_id is not None
+            return template_id
 
     return asyncio.run(go())
 

@@ -30,7 +30,6 @@ from textual.widgets import Input
 from scanner.config import ApiConfig, Config, GateConfig, JournalConfig, RelayConfig
 from scanner.errors import NetworkError
 from scanner.models import (
-    Page,
     PassInfo,
     RawScan,
     TemplateInfo,
@@ -43,6 +42,7 @@ from scanner.sources import KeyboardSource
 from scanner.status import ServerState
 from scanner.ui.app import KioskApp
 from scanner.ui.screens import ConfirmQuitScreen, ManualEntryScreen, StartupErrorScreen
+from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
 
 SIZE = (80, 24)
@@ -75,23 +75,6 @@ DEMO_CODES = {"season": "PASS-SEAS0001", "valid": "PASS-GOOD0001", "expired": "P
 def _no_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         monkeypatch.delenv(name, raising=False)
-
-
-class FakeClient:
-    """Stands in for :class:`scanner.api.PassQRClient`: a fixed table of answers."""
-
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        answer = ANSWERS[code]
-        if isinstance(answer, Exception):
-            raise answer
-        assert isinstance(answer, ValidationResult)
-        return answer
-
-    async def list_templates(self, *, page: int = 1, limit: int = 20) -> Page[TemplateInfo]:
-        return Page(items=(), page=page, limit=limit, total=0)
-
-    async def aclose(self) -> None:
-        pass
 
 
 class SixteenColours(LineFilter):
@@ -129,7 +112,7 @@ def build(
     kiosk = Kiosk(
         config,
         api_key="pqr_live_test",
-        client=FakeClient(),  # type: ignore[arg-type]
+        client=FakeClient(ANSWERS),
         sources=[KeyboardSource()],
         relay=NoRelay(pulse_ms=50),
     )

@@ -36,30 +36,20 @@ from scanner.models import (
 from scanner.pipeline import Gate
 from scanner.relay import NoRelay, RelayState
 from scanner.status import ServerState
+from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
 
 
-class ScriptedValidator:
-    """Answers from a table; records every call (code, idempotency key)."""
+class ScriptedValidator(FakeClient):
+    """The shared fake, answers set by each test; ``gate`` holds validations back."""
 
-    def __init__(self) -> None:
-        self.answers: dict[str, ValidationResult | Exception] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.gate: asyncio.Event | None = None
+    @property
+    def gate(self) -> asyncio.Event | None:
+        return self.hold
 
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        self.calls.append((code, idempotency_key))
-        if self.gate is not None:
-            await self.gate.wait()
-        answer = self.answers.get(
-            code,
-            ValidationResult(
-                outcome=ValidationOutcome.NOT_FOUND, result="not_found", message="Pass not found"
-            ),
-        )
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    @gate.setter
+    def gate(self, event: asyncio.Event | None) -> None:
+        self.hold = event
 
 
 def valid(holder: str = "Ada", uses: int = 1, max_uses: int | None = 3) -> ValidationResult:
