@@ -81,6 +81,8 @@ class GateConfig:
     """The same code again within this window, from any source, is ignored."""
     result_hold_s: float = within(3.0, 0, DAY_S, unit="seconds")
     """How long a result stays on screen before the idle screen returns."""
+    show_data: list[str] = field(default_factory=list)
+    """Keys of a pass's ``data`` shown under ACCEPTED, in this order (``["seat", "table"]``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -463,6 +463,18 @@ class Journal:
 
         return await self._run(read)
 
+    async def cache_attendance(self) -> list[tuple[str | None, int, int]]:
+        """Per template in the offline copy: (template_id, passes used at least once, passes)."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str | None, int, int]]:
+            rows = conn.execute(
+                "SELECT template_id, SUM(CASE WHEN uses_count > 0 THEN 1 ELSE 0 END), COUNT(*) "
+                "FROM pass_cache GROUP BY template_id ORDER BY template_id"
+            ).fetchall()
+            return [(t, int(used or 0), int(n)) for t, used, n in rows]
+
+        return await self._run(read)
+
     async def last_sync(self) -> datetime | None:
         def read(conn: sqlite3.Connection) -> datetime | None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'last_sync'").fetchone()

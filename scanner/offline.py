@@ -84,8 +84,9 @@ def judge_known(cached: dict[str, Any] | None, unconfirmed: int, now: datetime) 
         )
     uses = int(cached.get("uses_count") or 0) + unconfirmed
     max_uses = cached.get("max_uses")
-    if status == "used" or (max_uses is not None and uses >= int(max_uses)) or unconfirmed:
-        # Offline, a pass gets one admission until the server has confirmed it.
+    if status == "used" or (max_uses is not None and (uses >= int(max_uses) or unconfirmed)):
+        # Offline, a pass with a use limit gets one admission until the server has
+        # confirmed it; an unlimited one has nothing to overspend.
         return OfflineVerdict(
             accepted=False, reason=Reason.USED, message="Already used", holder=holder
         )

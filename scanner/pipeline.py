@@ -56,6 +56,19 @@ _log = logging.getLogger(__name__)
 
 #: The headline of an admission whose relay failed: the guest must not walk into a shut door.
 DOOR_FAULT_TEXT = "Door did not open - admit by hand"
+#: The line of an admission staff made over a "used" refusal (:meth:`Gate.let_in`).
+LET_IN_TEXT = "Let in by staff"
+
+
+def can_let_in(decision: Decision) -> bool:
+    """Whether staff may overrule this refusal with :meth:`Gate.let_in`.
+
+    Only "used" refusals of a real code: the pass may have been counted for this very
+    guest (a first try without an answer, an offline admission not uploaded yet), and
+    asking PassQR again would count another use or be refused again.
+    """
+    return not decision.accepted and decision.reason is Reason.USED and bool(decision.scan.code)
+
 
 _OUTCOME_REASON = {
     ValidationOutcome.VALID: Reason.VALID,
@@ -183,6 +196,47 @@ class Gate:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def let_in(self, refused: Decision, *, source: str = "staff") -> asyncio.Task[Decision]:
+        """Staff overrule a "used" refusal: the guest is admitted without asking PassQR.
+
+        The admission is a new scan, journaled as manual with what it overruled in its
+        detail, then the relay moves and the listeners are told, as for any admission.
+        Nothing is sent to PassQR and nothing is queued for upload: the use it would
+        count is the one the refusal was about.
+
+        Raises:
+            ValueError: not a refusal staff may overrule (:func:`can_let_in`).
+        """
+        if not can_let_in(refused):
+            raise ValueError(f"staff cannot overrule {refused.reason.value!r}: {refused.message}")
+        scan = Scan(
+            id=new_scan_id(),
+            ts=utcnow(),
+            gate=self.config.name,
+            source=source,
+            raw=refused.scan.raw,
+            code=refused.scan.code,
+            manual=True,
+        )
+        raw = RawScan(source=source, text=refused.scan.raw, at=time.monotonic(), manual=True)
+        verdict = Decision(
+            scan=scan,
+            accepted=True,
+            reason=Reason.VALID,
+            message=LET_IN_TEXT,
+            detail=f"staff overruled: {refused.message}",
+            holder=refused.holder,
+            template=refused.template,
+        )
+        _log.warning("staff let in %s over: %s", printable(scan.code or ""), refused.message)
+        task = asyncio.create_task(
+            self._decide(raw, scan, None, f"\x00staff:{scan.id}", verdict=verdict),
+            name=f"let-in-{scan.id[:8]}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _prune(self, now: float) -> None:
         horizon = now - max(self.config.repeat_ignore_s, 1.0)
         for key in [k for k, t in self._last_seen.items() if t < horizon]:
@@ -204,13 +258,23 @@ class Gate:
     # -- deciding -------------------------------------------------------------------------
 
     async def _decide(
-        self, raw: RawScan, scan: Scan, error: InvalidPayloadError | None, key: str
+        self,
+        raw: RawScan,
+        scan: Scan,
+        error: InvalidPayloadError | None,
+        key: str,
+        *,
+        verdict: Decision | None = None,
     ) -> Decision:
+        """Journal, decide (or take staff's ``verdict``), act, tell."""
         try:
             # Write-ahead: the row is committed before the scan waits for its turn.
             intake_error = await self._intake(scan)
             async with self._one_at_a_time:
-                decision = await self._decide_scan(raw, scan, error, intake_error)
+                if verdict is None or intake_error:
+                    decision = await self._decide_scan(raw, scan, error, intake_error)
+                else:
+                    decision = verdict
                 decision = await self._act(decision, journaled=not intake_error)
         except Exception as err:  # noqa: BLE001 - a bug here must not open the door or crash
             _log.exception("deciding scan %s failed", scan.id)
@@ -296,14 +360,12 @@ class Gate:
             )
         if not await self._offline_admissions_settled(scan.code):
             # Admitted offline and the server has not heard of it yet: asking now
-            # would admit the pass a second time, whatever the policy.
-            return self._reject(
-                scan,
-                raw,
-                Reason.USED,
-                detail="admitted offline at this gate; its upload to the server is pending",
-                offline=True,
-            )
+            # would admit the pass a second time, whatever the policy. An unlimited
+            # pass has no use to lose: the offline copy lets it in again.
+            pending = "admitted offline at this gate; its upload to the server is pending"
+            if self.policy == "allow-known" and await self._unlimited_offline(scan.code):
+                return await self._decide_offline(scan, raw, scan.code, pending)
+            return self._reject(scan, raw, Reason.USED, detail=pending, offline=True)
         attempt = _Attempt()
         try:
             result = await self._ask(scan.code, scan.id, attempt)
@@ -336,6 +398,11 @@ class Gate:
         if self._replay_code is None:
             return False
         return await self._replay_code(code)
+
+    async def _unlimited_offline(self, code: str) -> bool:
+        """The offline copy knows the pass and it has no use limit."""
+        cached = await self.journal.cached_pass(code)
+        return cached is not None and cached.get("max_uses") is None
 
     def _journal_refusal(self, scan: Scan, raw: RawScan, why: str) -> Decision:
         """The journal cannot promise a decision row: nothing is sent, nobody is admitted."""
@@ -415,6 +482,7 @@ class Gate:
             template=template,
             uses_left=uses_left,
             latency_ms=self._latency(raw),
+            data=result.pass_.data if result.pass_ else {},
         )
 
     async def _api_failure(

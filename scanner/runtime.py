@@ -33,6 +33,10 @@ from scanner.status import ServerState, server_status
 _log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 60.0
+"""How often the server is probed while it answers."""
+PROBE_RETRY_S = 3.0
+"""How often it is probed while it does not (unreachable, refusing, faulty): the gate
+shows it back within seconds of its return, not at the next minute."""
 RETENTION_INTERVAL_S = 3600.0
 
 
@@ -201,9 +205,16 @@ class Kiosk:
             await asyncio.sleep(RETENTION_INTERVAL_S)
 
     async def _probe_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self.probe()
-            await asyncio.sleep(PROBE_INTERVAL_S)
+            # Every PROBE_INTERVAL_S while the server is OK; every PROBE_RETRY_S from
+            # the moment a scan or a probe finds it is not.
+            due = loop.time() + PROBE_INTERVAL_S
+            while True:
+                await asyncio.sleep(PROBE_RETRY_S)
+                if self.gate.status.server is not ServerState.OK or loop.time() >= due:
+                    break
 
     async def stop(self) -> None:
         """Stop reading, let scans in flight finish (bounded), relay OFF, close everything."""

@@ -30,16 +30,49 @@ class KeyboardSourceConfig:
 
 
 class KeyboardSource(Source):
+    """Keystrokes from the UI (or lines from standard input) as scans.
+
+    A wedge scanner types a whole code in one burst, a few milliseconds a key; a
+    person is far slower. Keys left from someone touching the keyboard would spoil
+    the next scan (``xyzPASS-...``), so a partial code is dropped once no key came
+    for ``key_gap_s``: the next key starts a new code, and an Enter after such a
+    pause sends nothing.
+    """
+
     kind = "keyboard"
+
+    KEY_GAP_S = 0.5
+    """The default ``key_gap_s``: far above a scanner's gap between keys, below a pause."""
 
     def __init__(self, name: str = "keyboard", *, stdin: TextIO | None = None) -> None:
         super().__init__(name)
         self._stdin = stdin
         self._buffer: list[str] = []
+        self._last_key = 0.0
         self._emit: Emit | None = None
+        self.key_gap_s = self.KEY_GAP_S
+        """A partial code older than this (seconds since its last key) is dropped."""
+        self.dropped = 0
+        """Partial codes dropped as stale."""
 
-    def feed_key(self, character: str | None, *, enter: bool = False) -> None:
-        """One keystroke from the UI; Enter ends the code."""
+    def feed_key(
+        self, character: str | None, *, enter: bool = False, at: float | None = None
+    ) -> None:
+        """One keystroke from the UI; Enter ends the code.
+
+        Args:
+            at: when the key was pressed (monotonic seconds; now if None).
+        """
+        now = time.monotonic() if at is None else at
+        if self._buffer and now - self._last_key > self.key_gap_s:
+            self.dropped += 1
+            _log.info(
+                "keyboard: dropped %d stray keys (no key for %.1f s)",
+                len(self._buffer),
+                now - self._last_key,
+            )
+            self._buffer.clear()
+        self._last_key = now
         if enter:
             text = "".join(self._buffer)
             self._buffer.clear()

@@ -39,4 +39,5 @@ def test_halted_scanning_says_why() -> None:
     line = text(
         GateStatus(server=ServerState.REJECTED_KEY, halted="API key rejected: bad"), LinkStatus()
     )
-    assert line == " SCANNING STOPPED  API key rejected: bad"
+    assert line == " SCANNING STOPPED  API key rejected: see F4"
+    assert "bad" not in line  # what the server said is for staff (F4), not the guest screen

@@ -27,6 +27,7 @@ class FakeClient(PassQRApi):
         answers: code -> the validation result, or an exception to raise.
         default: the answer for a code not in the table (``not_found``).
         passes: what ``list_passes`` and ``get_pass`` serve.
+        templates: what ``list_templates`` serves.
         honours: what ``honours_idempotency`` says.
 
     Attributes:
@@ -43,12 +44,14 @@ class FakeClient(PassQRApi):
         answers: Mapping[str, ValidationResult | Exception] | None = None,
         *,
         passes: tuple[PassInfo, ...] = (),
+        templates: tuple[TemplateInfo, ...] = (),
         honours: bool = True,
         default: ValidationResult = NOT_FOUND,
     ) -> None:
         self.answers: dict[str, ValidationResult | Exception] = dict(answers or {})
         self.default = default
         self.passes = passes
+        self.templates = templates
         self.honours = honours
         self.codes: list[str] = []
         self.calls: list[tuple[str, str]] = []
@@ -115,7 +118,13 @@ class FakeClient(PassQRApi):
         raise NotImplementedError("FakeClient serves reads and validations only")
 
     async def list_templates(self, *, page: int = 1, limit: int = 20) -> Page[TemplateInfo]:
-        return Page(items=(), page=page, limit=limit, total=0)
+        start = (page - 1) * limit
+        return Page(
+            items=self.templates[start : start + limit],
+            page=page,
+            limit=limit,
+            total=len(self.templates),
+        )
 
     async def get_template(self, template_id: str) -> TemplateInfo:
         raise NotFoundError("not found", status=404)
