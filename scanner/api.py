@@ -18,6 +18,7 @@ import math
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,47 @@ def _retry_after(value: str | None) -> float:
     if math.isnan(seconds) or math.isinf(seconds):
         return 1.0
     return min(max(seconds, 1.0), RETRY_AFTER_CAP_S)
+
+
+#: The largest answer read (decompressed): a page of 100 passes is tens of KB. A bigger
+#: answer is not PassQR's, and reading it whole could take a Pi's memory.
+MAX_ANSWER_BYTES = 4 << 20
+
+
+async def _bounded_body(response: httpx.Response, where: str) -> bytes:
+    """The answer's body, at most :data:`MAX_ANSWER_BYTES` after decompression.
+
+    Raises:
+        BadAnswerError: larger, or an encoding other than gzip/deflate.
+    """
+    try:
+        ready = response.content  # an in-memory answer (a test transport): nothing to stream
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(ready) > MAX_ANSWER_BYTES:
+            raise BadAnswerError(f"{where}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB")
+        return ready
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        inflate = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflate = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+    else:
+        raise BadAnswerError(f"{where}: answer in an unknown encoding ({_short(encoding)})")
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+            except zlib.error as err:
+                raise BadAnswerError(f"{where}: the answer cannot be decoded") from err
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise BadAnswerError(
+                f"{where}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB: is api.base_url right?"
+            )
+    return bytes(body)
 
 
 def _short(text: str) -> str:
@@ -250,9 +292,22 @@ class PassQRClient:
         headers = {"Idempotency-Key": key} if key else None
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            async with asyncio.timeout(self._deadline_s):
-                return await self._http.request(
+            async with (
+                asyncio.timeout(self._deadline_s),
+                self._http.stream(
                     method, path.lstrip("/"), json=body, params=query, headers=headers
+                ) as response,
+            ):
+                content = await _bounded_body(response, f"{method} {path}")
+                return httpx.Response(
+                    response.status_code,
+                    headers=[
+                        (k, v)
+                        for k, v in response.headers.items()
+                        if k.lower() not in ("content-encoding", "content-length")
+                    ],
+                    content=content,
+                    request=response.request,
                 )
         except TimeoutError as err:
             raise APITimeoutError(
@@ -269,6 +324,8 @@ class PassQRClient:
             raise NetworkError(
                 f"cannot reach {self.base_url}: {reason}", maybe_delivered=False
             ) from err
+        except httpx.DecodingError as err:
+            raise BadAnswerError(f"{method} {path}: the answer cannot be decoded") from err
         except httpx.TransportError as err:
             reason = _short(str(err)) or type(err).__name__
             raise NetworkError(f"connection to {self.base_url} lost: {reason}") from err
@@ -280,7 +337,7 @@ class PassQRClient:
         if is_json:
             try:
                 payload = json.loads(response.content)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested absurdly deep
                 is_json = False
         where = f"{response.request.method} {response.request.url.path}"
         if 200 <= status < 300:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import stat
 import tomllib
 import types
 import typing
@@ -397,16 +399,36 @@ def parse_config(table: Mapping[str, Any], file: Path | None = None) -> Config:
     return config
 
 
+_CONFIG_MAX = 1 << 20
+"""Bytes read from a config file at most: a gate's config is a few KB."""
+
+
+def _read_config_file(path: Path) -> bytes:
+    """A regular file, at most 1 MiB: never a FIFO or a device that blocks or never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{path}: cannot read config (not a regular file)")
+        data = os.read(fd, _CONFIG_MAX + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+    finally:
+        os.close(fd)
+    if len(data) > _CONFIG_MAX:
+        raise ConfigError(f"{path}: cannot read config (larger than 1 MiB)")
+    return data
+
+
 def load_config(path: Path) -> Config:
     """Read and validate a config file.
 
     Raises:
         ConfigError: unreadable file, TOML syntax error, or an invalid key.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+    raw = _read_config_file(path)
     try:
         table = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:

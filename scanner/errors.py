@@ -38,9 +38,25 @@ import re
 _KEY_RE = re.compile(r"pqr_(?:live|test)_[A-Za-z0-9_\-]+")
 
 
+_SECRETS: set[str] = set()
+
+
+def register_secret(key: str) -> None:
+    """Also redact this key, and its secret part without the ``pqr_live_`` prefix (a
+    server may echo it in either form)."""
+    _SECRETS.add(key)
+    prefix, _, secret = key.rpartition("_")
+    if prefix and len(secret) >= 12:
+        _SECRETS.add(secret)
+
+
 def redact(text: str) -> str:
-    """Replace anything shaped like a PassQR API key with a placeholder."""
-    return _KEY_RE.sub("pqr_***", text)
+    """Replace anything shaped like a PassQR API key, or a key in use, with a placeholder."""
+    text = _KEY_RE.sub("pqr_***", text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
 
 
 class ScannerError(Exception):

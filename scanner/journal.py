@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import io
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -135,6 +137,7 @@ class Journal:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._conn: sqlite3.Connection | None = None
+        self._lock: int | None = None
         self._shut = False
 
     # -- thread plumbing ----------------------------------------------------------------
@@ -149,13 +152,20 @@ class Journal:
         return fn(self._conn)
 
     def _open_sync(self, recover: bool = True) -> None:
+        _refuse_non_file(self.path)
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _private(self.path, create=recover)
+            if recover:
+                self._lock = _lock_exclusively(self.path)
+                if not self.path.exists():
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as err:
+            self._unlock()
             raise ConfigError(f"journal.path {self.path}: cannot open the journal ({err})") from err
         try:
+            # Is it a journal at all? Before anything is written or its mode changed.
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
@@ -172,10 +182,17 @@ class Journal:
             # that a running kiosk is still deciding.
             if recover:
                 _close_interrupted(conn)
-        except sqlite3.Error as err:
+                _private(self.path)
+        except (sqlite3.Error, OSError) as err:
             conn.close()
+            self._unlock()
             raise ConfigError(f"journal.path {self.path}: cannot use the journal ({err})") from err
         self._conn = conn
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     async def open(self) -> None:
         """Open (creating the file) and close every scan a previous run left undecided."""
@@ -189,6 +206,7 @@ class Journal:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._unlock()
 
     async def close(self) -> None:
         """Close the database; safe to call twice."""
@@ -576,12 +594,42 @@ def _rows(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> Itera
         yield row
 
 
-def _private(path: Path, *, create: bool) -> None:
+def _refuse_non_file(path: Path) -> None:
+    """``journal.path`` must be a regular file (or not exist yet): never a device, a FIFO
+    or a directory, which SQLite would write a ``-journal`` beside or block on."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"journal.path {path}: cannot open the journal ({err})") from err
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"journal.path {path}: not a regular file")
+
+
+def _lock_exclusively(path: Path) -> int:
+    """An exclusive lock beside the journal for the kiosk's lifetime: a second kiosk on
+    the same journal would settle the first one's live scans as interrupted.
+
+    Raises:
+        ConfigError: another process holds it.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        raise ConfigError(
+            f"journal.path {path}: in use by another running kiosk (one journal per kiosk)"
+        ) from err
+    return fd
+
+
+def _private(path: Path) -> None:
     """The journal holds names and e-mails: 0600 whatever the umask (SQLite gives its
-    -wal and -shm files the database file's mode)."""
-    if create and not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    if path.exists() and path.stat().st_mode & 0o077:
+    -wal and -shm files the database file's mode). Only for a file that is a journal."""
+    if path.stat().st_mode & 0o077:
         path.chmod(0o600)
 
 

@@ -12,13 +12,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, register_secret
 
 if TYPE_CHECKING:
     from scanner.config import Config
 
 
 def _check_key(key: str, origin: str) -> str:
+    key = _checked(key, origin)
+    register_secret(key)
+    return key
+
+
+def _checked(key: str, origin: str) -> str:
     key = key.strip()
     if not key:
         raise ConfigError(f"{origin}: the API key is empty")

@@ -34,7 +34,7 @@ from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
 from scanner.config import GateConfig, OfflinePolicy
 from scanner.errors import APIError, InvalidPayloadError, RateLimitedError, TransportError
 from scanner.explain import describe
-from scanner.journal import Journal, JournalFullError, start_of_today
+from scanner.journal import INTERRUPTED_UNASKED, Journal, JournalFullError, start_of_today
 from scanner.models import (
     REASON_TEXT,
     Decision,
@@ -144,6 +144,7 @@ class Gate:
         # the screen and the JSON lines tell the gate's story in the order it happened.
         self._one_at_a_time = asyncio.Lock()
         self._answered_at = float("-inf")
+        self._stopping = False
 
     def subscribe(self, listener: Callable[[Decision], None]) -> None:
         """Call ``listener`` on the event loop with every decision (after the relay moved)."""
@@ -242,9 +243,15 @@ class Gate:
         for key in [k for k, t in self._last_seen.items() if t < horizon]:
             del self._last_seen[key]
 
+    async def settle(self) -> None:
+        """Wait until every scan taken so far is decided (the sources ended by themselves)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, grace_s: float | None = None) -> None:
         """Let the scans being decided finish (on shutdown), at most ``grace_s``; then stop
         the rest, which the journal closes as interrupted (never a half-written decision)."""
+        self._stopping = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         left = set(self._tasks)
@@ -350,6 +357,12 @@ class Gate:
     ) -> Decision:
         if intake_error:
             return self._reject(scan, raw, Reason.ERROR, detail=intake_error)
+        if self._stopping:
+            # Shutting down: a scan still queued is closed, never sent (it would use a
+            # pass for a guest the stopping kiosk may not let in).
+            return self._reject(
+                scan, raw, Reason.ERROR, message="Interrupted", detail=INTERRUPTED_UNASKED
+            )
         if error is not None or scan.code is None:
             return self._reject(
                 scan, raw, Reason.INVALID_PAYLOAD, detail=str(error) if error else "no code"

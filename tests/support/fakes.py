@@ -48,7 +48,10 @@ class FakeClient(PassQRApi):
         honours: bool = True,
         default: ValidationResult = NOT_FOUND,
     ) -> None:
-        self.answers: dict[str, ValidationResult | Exception] = dict(answers or {})
+        # The caller's own dict is kept, so a test can change an answer mid-run.
+        self.answers: dict[str, ValidationResult | Exception] = (
+            answers if isinstance(answers, dict) else dict(answers or {})
+        )
         self.default = default
         self.passes = passes
         self.templates = templates
