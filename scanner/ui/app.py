@@ -53,7 +53,15 @@ EXIT_CONFIG = exitcodes.CONFIG
 EXIT_ERROR = exitcodes.FAILED
 """Exit status for any other startup failure."""
 
-_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+#: Every terminating signal ends the app through its cleanup (relay OFF); SIGINT is a key.
+_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+)
 
 
 class KioskApp(App[int]):
