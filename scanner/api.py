@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import html
 import json
 import logging
 import math
+import re
 import time
 import uuid
+import zlib
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 import httpx
 
 from scanner import __version__
-from scanner.config import check_base_url
+from scanner.config import ApiConfig, check_base_url
 from scanner.errors import (
     APIError,
     APITimeoutError,
@@ -32,6 +35,7 @@ from scanner.errors import (
     NetworkError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
     ServerError,
@@ -81,9 +85,111 @@ def _retry_after(value: str | None) -> float:
     return min(max(seconds, 1.0), RETRY_AFTER_CAP_S)
 
 
+#: The largest answer read (decompressed): a page of 100 passes is tens of KB. A bigger
+#: answer is not PassQR's, and reading it whole could take a Pi's memory.
+MAX_ANSWER_BYTES = 4 << 20
+
+
+async def _bounded_body(response: httpx.Response, where: str) -> bytes:
+    """The answer's body, at most :data:`MAX_ANSWER_BYTES` after decompression.
+
+    Raises:
+        BadAnswerError: larger, or an encoding other than gzip/deflate.
+    """
+    try:
+        ready = response.content  # an in-memory answer (a test transport): nothing to stream
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(ready) > MAX_ANSWER_BYTES:
+            raise BadAnswerError(f"{where}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB")
+        return ready
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        inflate = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflate = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+    else:
+        raise BadAnswerError(f"{where}: answer in an unknown encoding ({_short(encoding)})")
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+            except zlib.error as err:
+                raise BadAnswerError(f"{where}: the answer cannot be decoded") from err
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise BadAnswerError(
+                f"{where}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB: is api.base_url right?"
+            )
+    return bytes(body)
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return redact(text[:_MAX_MESSAGE] + ("…" if len(text) > _MAX_MESSAGE else ""))
+
+
+#: An `error` that is a machine word (`plan_limit_reached`), not a title or a sentence.
+_CODE_WORD_RE = re.compile(r"[a-z][a-z0-9_]*")
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_NOT_TEXT_RE = re.compile(r"<(script|style)[^>]*>.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def _string(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _word(value: Any) -> str | None:
+    text = _string(value)
+    return text if _CODE_WORD_RE.fullmatch(text) else None
+
+
+def _humanised(code: str | None) -> str:
+    return f"{code.replace('_', ' ')} ({code})" if code else ""
+
+
+def explain(payload: Any) -> tuple[str, str | None]:
+    """The best human message, and the machine word if any, of an error body.
+
+    Reads every shape PassQR's own code handles: ``{"error": "msg"}``,
+    ``{"message": "msg"}``, ``{"error": {"message": "msg"}}`` (or ``msg``,
+    ``detail``, ``code`` inside), ``{"error": "Title", "message": "msg"}`` and
+    ``{"error": "plan_limit_reached", "message": "msg"}``, or a bare JSON
+    string. Anything else gives ``""``: never a repr of what came.
+    """
+    if isinstance(payload, str):
+        return _short(payload), None
+    if not isinstance(payload, dict):
+        return "", None
+    error = payload.get("error")
+    message = _string(payload.get("message"))
+    if isinstance(error, dict):
+        code = _word(error.get("code"))
+        inner = next(
+            (_string(error.get(k)) for k in ("message", "msg", "detail") if _string(error.get(k))),
+            "",
+        )
+        return _short(inner or message or _humanised(code)), code
+    title = _string(error)
+    code = _word(title)
+    if code is not None:
+        return _short(message or _humanised(code)), code
+    return _short(": ".join(part for part in (title, message) if part)), None
+
+
+def _page_text(response: httpx.Response) -> str:
+    """What a person would read in a non-JSON answer: a page's title, or its words."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, LookupError):
+        return ""
+    if "html" in response.headers.get("content-type", "").lower() or text.lstrip().startswith("<"):
+        title = _TITLE_RE.search(text)
+        text = title.group(1) if title and title.group(1).strip() else _NOT_TEXT_RE.sub(" ", text)
+        text = html.unescape(text)
+    return _short(text)
 
 
 class PassQRClient:
@@ -129,6 +235,24 @@ class PassQRClient:
             follow_redirects=False,
         )
 
+    @classmethod
+    def from_config(
+        cls, api: ApiConfig, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> PassQRClient:
+        """The client ``[api]`` describes: the one way the kiosk and the tools build it.
+
+        Raises:
+            ConfigError: a base URL that is not allowed.
+        """
+        return cls(
+            api.base_url,
+            api_key,
+            timeout_s=api.timeout_s,
+            allow_insecure_http=api.allow_insecure_http,
+            ca_file=api.ca_file,
+            transport=transport,
+        )
+
     def __repr__(self) -> str:
         return f"<PassQRClient {self.base_url}>"
 
@@ -168,9 +292,22 @@ class PassQRClient:
         headers = {"Idempotency-Key": key} if key else None
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            async with asyncio.timeout(self._deadline_s):
-                return await self._http.request(
+            async with (
+                asyncio.timeout(self._deadline_s),
+                self._http.stream(
                     method, path.lstrip("/"), json=body, params=query, headers=headers
+                ) as response,
+            ):
+                content = await _bounded_body(response, f"{method} {path}")
+                return httpx.Response(
+                    response.status_code,
+                    headers=[
+                        (k, v)
+                        for k, v in response.headers.items()
+                        if k.lower() not in ("content-encoding", "content-length")
+                    ],
+                    content=content,
+                    request=response.request,
                 )
         except TimeoutError as err:
             raise APITimeoutError(
@@ -187,6 +324,8 @@ class PassQRClient:
             raise NetworkError(
                 f"cannot reach {self.base_url}: {reason}", maybe_delivered=False
             ) from err
+        except httpx.DecodingError as err:
+            raise BadAnswerError(f"{method} {path}: the answer cannot be decoded") from err
         except httpx.TransportError as err:
             reason = _short(str(err)) or type(err).__name__
             raise NetworkError(f"connection to {self.base_url} lost: {reason}") from err
@@ -198,12 +337,8 @@ class PassQRClient:
         if is_json:
             try:
                 payload = json.loads(response.content)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested absurdly deep
                 is_json = False
-        message = ""
-        if isinstance(payload, dict):
-            parts = [payload.get("error"), payload.get("message")]
-            message = _short(": ".join(str(p) for p in parts if isinstance(p, str) and p))
         where = f"{response.request.method} {response.request.url.path}"
         if 200 <= status < 300:
             if not is_json or not isinstance(payload, dict):
@@ -214,10 +349,17 @@ class PassQRClient:
                     status=status,
                 )
             return payload
+        message, code = explain(payload) if is_json else (_page_text(response), None)
         if status == 401:
-            raise AuthenticationError(message or "API key rejected", status=status)
-        if status in (402, 403):
-            raise PlanError(message or "the plan has no API access", status=status)
+            raise AuthenticationError(message or "API key rejected", status=status, code=code)
+        if status == 402:
+            # PassQR's answer to one action its plan does not allow (a quota spent, push
+            # without pro): not a plan without API access, so scanning goes on.
+            raise PlanLimitError(
+                message or "the plan does not allow this", status=status, code=code
+            )
+        if status == 403:
+            raise PlanError(message or "the plan has no API access", status=status, code=code)
         if status == 429:
             raise RateLimitedError(
                 message or "rate limited",
@@ -225,16 +367,20 @@ class PassQRClient:
             )
         if not is_json:
             kind = response.headers.get("content-type", "no content type")
+            said = f" ({message})" if message else ""
             raise BadAnswerError(
-                f"{where} answered {status} with {kind} instead of JSON: is api.base_url right?",
+                f"{where} answered {status} with {kind} instead of JSON{said}: "
+                "is api.base_url right?",
                 status=status,
             )
         if status == 404:
-            raise NotFoundError(message or "not found", status=status)
+            raise NotFoundError(message or "not found", status=status, code=code)
         if 400 <= status < 500:
-            raise RequestRejectedError(message or f"request refused ({status})", status=status)
+            raise RequestRejectedError(
+                message or f"request refused ({status})", status=status, code=code
+            )
         if status >= 500:
-            raise ServerError(message or f"server error ({status})", status=status)
+            raise ServerError(message or f"server error ({status})", status=status, code=code)
         raise BadAnswerError(f"{where} answered unexpected status {status}", status=status)
 
     @staticmethod

@@ -16,6 +16,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scanner.config import ApiConfig
 
 
 class Bucket(enum.StrEnum):
@@ -93,6 +97,17 @@ class Budget:
             Bucket.READ: _Window(self.limits.read_per_min, self.limits.window_s),
             Bucket.WRITE: _Window(self.limits.write_per_min, self.limits.window_s),
         }
+
+    @classmethod
+    def from_config(cls, api: ApiConfig) -> Budget:
+        """The budget ``[api]`` sets (``validate_per_min``, ``read_per_min``, ``write_per_min``)."""
+        return cls(
+            BudgetLimits(
+                validate_per_min=api.validate_per_min,
+                read_per_min=api.read_per_min,
+                write_per_min=api.write_per_min,
+            )
+        )
 
     def wait_needed(self, bucket: Bucket, priority: Priority = Priority.LIVE) -> float:
         return self._windows[bucket].wait_for(self._clock(), priority, self.limits.reserve)

@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from scanner import __version__
+from scanner import __version__, exitcodes
 from scanner.config import Config, load_api_key, load_config
 from scanner.errors import ScannerError
 from scanner.logs import setup_logging
 
 _log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
-EXIT_CONFIG = 78  # EX_CONFIG: systemd's Restart= logic and scripts can tell it apart
+EXIT_USAGE = exitcodes.USAGE
+EXIT_CONFIG = exitcodes.CONFIG
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -155,7 +155,7 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from scanner.decode.cli import add_decode_parser
     from scanner.doctor import add_doctor_parser
-    from scanner.manage.cli import add_manage_parsers
+    from scanner.manage.parsers import add_manage_parsers
     from scanner.server.cli import add_server_parser
 
     parser = argparse.ArgumentParser(
@@ -170,7 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO, WARNING or ERROR (default INFO)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_kiosk_parsers(sub)
+    _add_device_parsers(sub)
+    add_server_parser(sub)
+    add_manage_parsers(sub)
+    add_doctor_parser(sub)
+    add_decode_parser(sub)
+    return parser
 
+
+def _add_kiosk_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``run``, ``demo`` and ``journal export``."""
     run = sub.add_parser("run", help="run the kiosk (full screen, or --headless)")
     run.add_argument("--config", required=True, metavar="FILE", help="the TOML config file")
     run.add_argument(
@@ -203,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", metavar="ISO", help="only scans from this moment on")
     export.set_defaults(func=cmd_journal_export)
 
+
+def _add_device_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``relay off`` and ``relay test``."""
     relay = sub.add_parser("relay", help="drive the door relay on its own")
     rsub = relay.add_subparsers(dest="relay_command", required=True, metavar="ACTION")
     off = rsub.add_parser("off", help="switch the relay OFF now (for ExecStopPost=)")
@@ -219,12 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.set_defaults(func=cmd_relay_test)
 
-    add_server_parser(sub)
-    add_manage_parsers(sub)
-    add_doctor_parser(sub)
-    add_decode_parser(sub)
-    return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -232,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
     return int(status)
 
 

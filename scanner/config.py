@@ -3,9 +3,15 @@
 Every table is a dataclass; loading walks its fields, so the dataclasses *are* the
 schema: unknown keys are refused with a "did you mean", wrong types name the file
 and the key, and missing required keys say which. A number's range lives on its
-field (:func:`_within`); NaN and infinity are never a number here, and no string but
+field (:func:`scanner.schema.within`); NaN and infinity are never a number here, and no string but
 a relay command may hold a NUL (the OS cannot open such a path). Every problem is one
 :class:`ConfigError` line, so ``run`` ends with exit 78 and systemd does not loop.
+
+A device's table belongs to its kind: ``[relay]`` is :class:`scanner.relay.kind.RelayConfig`
+and its ``type`` one of :data:`scanner.relay.RELAY_KINDS`; each ``[[sources]]`` table
+is the dataclass of the kind :data:`scanner.sources.SOURCE_KINDS` names. The kinds'
+own rules (a board's channels, ``ascii`` commands, a synthetic camera's options) are
+theirs; this module applies them and the rules that span tables.
 
 The API key never lives in the file: it comes from ``PASSQR_API_KEY``,
 ``api.key_file`` (mode 0600) or the systemd credential ``api-key``
@@ -16,11 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import math
 import os
-import re
-import ssl
 import stat
 import tomllib
 import types
@@ -28,52 +31,29 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
+from scanner.addresses import (
+    check_base_url,
+    check_ca_file,
+    host_problem,
+    is_loopback_host,
+    parse_listen,
+)
 from scanner.errors import ConfigError
+from scanner.gpio_input import GpioInputConfig, check_input
+from scanner.keys import load_api_key, read_key_file
+from scanner.relay import RELAY_KINDS
+from scanner.relay.kind import RelayConfig, RelayKind
+from scanner.schema import DAY_S, Bounds, within
+from scanner.sources import SOURCE_KINDS
+from scanner.sources.camera import CameraSourceConfig
+from scanner.sources.evdev_source import EvdevSourceConfig
+from scanner.sources.keyboard import KeyboardSourceConfig
+from scanner.sources.serial import SerialSourceConfig
+from scanner.sources.simulated import SimulatedSourceConfig
 
 OfflinePolicy = Literal["deny", "allow-known", "allow-all"]
-
-_T = TypeVar("_T")
-
-_DAY_S = 86_400.0
-_MAX_BAUD = 12_000_000  # FTDI's fastest; pyserial takes any positive rate
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The range a numeric field must be in; both ends included unless ``above``."""
-
-    low: float
-    high: float
-    above: bool = False
-    """The value must be more than ``low`` (a timeout of 0 would never wait)."""
-    unit: str = ""
-
-    def problem(self, value: float) -> str | None:
-        """What is wrong with ``value``, or None when it is in range."""
-        low_ok = value > self.low if self.above else value >= self.low
-        if low_ok and value <= self.high:
-            return None
-        unit = f" {self.unit}" if self.unit else ""
-        if self.above:
-            return f"must be more than {_num(self.low)} and at most {_num(self.high)}{unit}"
-        return f"must be between {_num(self.low)} and {_num(self.high)}{unit}"
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _within(default: _T, low: float, high: float, *, above: bool = False, unit: str = "") -> _T:
-    """A field with a default and the range :func:`parse_config` holds it to."""
-    return field(default=default, metadata={"bounds": Bounds(low, high, above, unit)})
-
-
-def _any_bytes(default: _T) -> _T:
-    """A string field written to a device as it is: a NUL in it is a byte like any other."""
-    return field(default=default, metadata={"nul_ok": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,17 +62,17 @@ class ApiConfig:
     """PassQR's API root; the local server's is ``http://127.0.0.1:8787/api/v1``."""
     key_file: Path | None = None
     """A file holding the API key (mode 0600); the environment and credentials win."""
-    timeout_s: float = _within(3.0, 0, 600, above=True, unit="seconds")
+    timeout_s: float = within(3.0, 0, 600, above=True, unit="seconds")
     """Whole-request timeout for one try of a validation."""
     allow_insecure_http: bool = False
     """Allow plain ``http://`` to a host that is not loopback (a venue's own LAN server)."""
     ca_file: Path | None = None
     """Extra CA bundle for a server with a private certificate."""
-    validate_per_min: int = _within(60, 1, 100_000)
+    validate_per_min: int = within(60, 1, 100_000)
     """The client's own budget for ``POST /validate`` (the spec's limit per IP)."""
-    read_per_min: int = _within(120, 1, 100_000)
-    write_per_min: int = _within(60, 1, 100_000)
-    live_wait_s: float = _within(2.0, 0, 600, unit="seconds")
+    read_per_min: int = within(120, 1, 100_000)
+    write_per_min: int = within(60, 1, 100_000)
+    live_wait_s: float = within(2.0, 0, 600, unit="seconds")
     """How long a live scan may wait for budget (or a short Retry-After) before the
     offline policy decides."""
 
@@ -100,11 +80,13 @@ class ApiConfig:
 @dataclass(frozen=True, kw_only=True)
 class GateConfig:
     name: str = "Gate"
-    repeat_ignore_s: float = _within(3.0, 0, _DAY_S, unit="seconds")
+    repeat_ignore_s: float = within(3.0, 0, DAY_S, unit="seconds")
     """The same code again within this window, from any source, is ignored."""
-    result_hold_s: float = _within(3.0, 0, _DAY_S, unit="seconds")
+    result_hold_s: float = within(3.0, 0, DAY_S, unit="seconds")
     """How long a result stays on screen before the idle screen returns."""
-    passage_window_s: float = _within(10.0, 0, 3600, above=True, unit="seconds")
+    show_data: list[str] = field(default_factory=list)
+    """Keys of a pass's ``data`` shown under ACCEPTED, in this order (``["seat", "table"]``)."""
+    passage_window_s: float = within(10.0, 0, 3600, above=True, unit="seconds")
     """With a passage sensor (``[[inputs]] role = "passage"``): how long an admission waits
     for its guest to go through; a passage outside every window is forced or tailgating."""
 
@@ -114,64 +96,12 @@ class OfflineConfig:
     policy: OfflinePolicy = "deny"
     """deny: no server, no entry. allow-known: decide from a local copy of the passes.
     allow-all: admit everyone (emergencies), loudly marked."""
-    sync_interval_s: float = _within(300.0, 10, 7 * _DAY_S, unit="seconds")
+    sync_interval_s: float = within(300.0, 10, 7 * DAY_S, unit="seconds")
     """allow-known: how often the local copy of the passes is refreshed."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class SerialSourceConfig:
-    type: Literal["serial"]
-    port: str
-    baudrate: int = _within(9600, 1, _MAX_BAUD)
-    name: str | None = None
-    idle_timeout_s: float = _within(0.0, 0, 60, unit="seconds")
-    """For scanners that send no terminator: a code ends after this much silence (0 = off)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class KeyboardSourceConfig:
-    type: Literal["keyboard"]
-    name: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SimulatedSourceConfig:
-    type: Literal["simulated"]
-    codes: list[str]
-    interval_s: float = _within(2.0, 0, _DAY_S, unit="seconds")
-    start_delay_s: float = _within(1.0, 0, _DAY_S, unit="seconds")
-    loop: bool = False
-    name: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class CameraSourceConfig:
-    type: Literal["camera"]
-    device: int | str = _within(0, 0, 9999)
-    """A camera index (0-9999: OpenCV reads 200 + index as V4L2's), a ``/dev/video*`` or
-    ``/dev/v4l/by-id/...`` path, a video file, an RTSP/HTTP URL, ``"picamera2"`` for a
-    Raspberry Pi CSI camera, or ``"synthetic"``."""
-    width: int = _within(1280, 16, 16_384)
-    height: int = _within(720, 16, 16_384)
-    fps: int = _within(30, 1, 240)
-    decoder: Literal["auto", "zxing", "zbar", "opencv"] = "auto"
-    watchdog_s: float = _within(3.0, 0, 3600, above=True, unit="seconds")
-    """No frame for this long: the capture is reopened and the status line says so."""
-    codes: list[str] = field(default_factory=list)
-    """For ``device = "synthetic"``: the payloads its generated frames show."""
-    name: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvdevSourceConfig:
-    type: Literal["evdev"]
-    device: str
-    """``/dev/input/by-id/...-event-kbd``, or part of the device's name."""
-    grab: bool = True
-    """Take the device for ourselves, so scans never reach the console."""
-    name: str | None = None
-
-
+#: The built-in kinds' tables (each declared in its kind's module); a kind registered
+#: elsewhere (``SOURCE_KINDS``) is parsed and built the same way.
 SourceConfig = (
     SerialSourceConfig
     | KeyboardSourceConfig
@@ -179,97 +109,6 @@ SourceConfig = (
     | CameraSourceConfig
     | EvdevSourceConfig
 )
-_SOURCE_TYPES: Mapping[str, type[Any]] = {
-    "serial": SerialSourceConfig,
-    "keyboard": KeyboardSourceConfig,
-    "simulated": SimulatedSourceConfig,
-    "camera": CameraSourceConfig,
-    "evdev": EvdevSourceConfig,
-}
-
-
-RelayType = Literal["none", "lcus", "numato", "kmtronic", "hw667", "ascii", "hex", "gpio"]
-
-#: Channels each board type has (``ascii``/``hex``: whatever the commands say).
-RELAY_CHANNELS: Mapping[str, int] = {"lcus": 8, "numato": 32, "kmtronic": 8, "hw667": 1}
-
-
-@dataclass(frozen=True, kw_only=True)
-class RelayConfig:
-    type: RelayType = "none"
-    port: str | None = None
-    channel: int = _within(1, 0, 255)
-    """Each board type narrows it (``RELAY_CHANNELS``); ``ascii``/``hex`` take any byte."""
-    pulse_ms: int = _within(1000, 10, 60_000)
-    baudrate: int = _within(9600, 1, _MAX_BAUD)
-    open_delay_ms: int = _within(0, 0, 10_000)
-    """Wait after opening the port (Arduino-style boards reset when it opens: ~2000)."""
-    lock: Literal["fail-safe", "fail-secure"] = "fail-secure"
-    """Without power a fail-safe lock (maglock) opens, a fail-secure one (strike) stays shut."""
-    on_command: str | None = _any_bytes(None)
-    """``ascii``/``hex``: the ON command; ``{channel}`` is replaced by the channel."""
-    off_command: str | None = _any_bytes(None)
-    pin: int | None = _within(None, 0, 53)
-    """``gpio``: the relay's line, as a BCM number (GPIO17 is header pin 11)."""
-    active_low: bool = False
-    """``gpio``: the relay closes when the line is low (most opto-isolated relay modules)."""
-
-
-# -- the Pi's own pins (issue 16) ------------------------------------------------------------
-
-InputRole = Literal["passage", "exit", "tamper", "alarm"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class GpioInputConfig:
-    """A contact on a GPIO line: the turnstile's passage sensor, an exit button, a tamper
-    switch or an alarm output."""
-
-    type: Literal["gpio"]
-    pin: int = field(metadata={"bounds": Bounds(0, 53)})
-    """The line, as a BCM number."""
-    role: InputRole
-    pull: Literal["up", "down", "none"] = "up"
-    """The Pi's own resistor: ``up`` for a dry contact to ground (the usual wiring)."""
-    active: Literal["low", "high"] | None = None
-    """The level that means "triggered"; by default the opposite of ``pull`` (a closing
-    contact). ``high`` with ``pull = "up"``: a normally-closed contact that opens."""
-    debounce_ms: int = _within(50, 0, 10_000)
-    """Edges this soon after a trigger are the same trigger (contact bounce)."""
-    name: str | None = None
-
-    @property
-    def active_level(self) -> Literal["low", "high"]:
-        if self.active is not None:
-            return self.active
-        return "low" if self.pull == "up" else "high"
-
-
-def _check_gpio(config: Config, file: Path | None) -> None:
-    relay = config.relay
-    used: dict[int, str] = {}
-    if relay.type == "gpio":
-        if relay.pin is None:
-            raise ConfigError(f"{_where(file, 'relay.pin')}: required for relay type 'gpio'")
-        if relay.port is not None:
-            raise ConfigError(
-                f"{_where(file, 'relay.port')}: relay type 'gpio' has no port (set relay.pin)"
-            )
-        used[relay.pin] = "relay.pin"
-    elif relay.pin is not None:
-        raise ConfigError(f"{_where(file, 'relay.pin')}: only relay type 'gpio' takes a pin")
-    for i, item in enumerate(config.inputs):
-        key = f"inputs[{i}]"
-        if item.pull == "none" and item.active is None:
-            raise ConfigError(
-                f"{_where(file, key + '.active')}: required with pull = 'none' "
-                '("low" or "high": the level that means triggered)'
-            )
-        if item.pin in used:
-            raise ConfigError(
-                f"{_where(file, key + '.pin')}: GPIO{item.pin} is already {used[item.pin]}"
-            )
-        used[item.pin] = key + ".pin"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,7 +117,7 @@ class SoundConfig:
     """Where the accept/reject/attention signals go; ``none``: silence."""
     device: str = "default"
     """``alsa``: the ALSA device (``default``, ``plughw:1,0``)."""
-    channel: int = _within(2, 1, 32)
+    channel: int = within(2, 1, 32)
     """``relay``: the buzzer's channel on the door relay's board."""
     cues: list[Literal["accept", "reject", "attention"]] = field(
         default_factory=lambda: ["accept", "reject", "attention"]
@@ -289,12 +128,12 @@ class SoundConfig:
 @dataclass(frozen=True, kw_only=True)
 class JournalConfig:
     path: Path = Path("/var/lib/passqr-scanner/journal.sqlite3")
-    min_free_kb: int = _within(10240, 0, 2**40)
+    min_free_kb: int = within(10240, 0, 2**40)
     """Below this much free space on the journal's filesystem no scan is sent to the
     server: the rows of admissions under way always fit."""
-    keep_days: int = _within(90, 0, 36500)
+    keep_days: int = within(90, 0, 36500)
     """Decided rows older than this are pruned (0: never); staff's open cases are kept."""
-    max_rows: int = _within(1_000_000, 1000, 2**40)
+    max_rows: int = within(1_000_000, 1000, 2**40)
     """At most this many rows; the oldest decided ones are pruned first."""
 
 
@@ -440,6 +279,9 @@ def _build(cls: type[Any], table: Mapping[str, Any], file: Path | None, prefix: 
         if f.name == "sources":
             kwargs[f.name] = _sources(table[f.name], file)
             continue
+        if f.name == "relay" and cls is Config:
+            kwargs[f.name] = _relay(table[f.name], file)
+            continue
         key = prefix + f.name
         value = _convert(
             table[f.name], hints[f.name], file, key, nul_ok=f.metadata.get("nul_ok", False)
@@ -453,6 +295,19 @@ def _build(cls: type[Any], table: Mapping[str, Any], file: Path | None, prefix: 
     return cls(**kwargs)
 
 
+def _relay(value: Any, file: Path | None) -> RelayConfig:
+    """``[relay]``: its ``type`` must be a registered kind, then the common shape."""
+    if isinstance(value, dict) and "type" in value and value["type"] not in RELAY_KINDS:
+        kind = value["type"]
+        choices = " | ".join(repr(name) for name in RELAY_KINDS.names())
+        raise ConfigError(
+            f"{_where(file, 'relay.type')}: expected {choices}, got {type(kind).__name__} "
+            f"{kind!r}{RELAY_KINDS.suggestion(kind)}"
+        )
+    relay: RelayConfig = _convert(value, RelayConfig, file, "relay")
+    return relay
+
+
 def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
     if not isinstance(value, list):
         raise ConfigError(f"{_where(file, 'sources')}: expected [[sources]] tables")
@@ -461,23 +316,39 @@ def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
         key = f"sources[{i}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{_where(file, key)}: expected a table")
-        kind = table.get("type")
-        if kind not in _SOURCE_TYPES:
-            near = difflib.get_close_matches(str(kind), list(_SOURCE_TYPES), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(
-                f"{_where(file, key + '.type')}: unknown source type {kind!r}{hint}; "
-                f"expected one of {', '.join(_SOURCE_TYPES)}"
-            )
-        out.append(_build(_SOURCE_TYPES[str(kind)], table, file, key + "."))
+        kind = SOURCE_KINDS.lookup(table.get("type"), _where(file, key + ".type"))
+        out.append(_build(kind.config, table, file, key + "."))
     return out
 
 
-def _check_sound(config: Config, file: Path | None) -> None:
+def _check_relay(relay: RelayConfig, kind: RelayKind, file: Path | None) -> None:
+    if kind.needs_port and not relay.port:
+        raise ConfigError(f"{_where(file, 'relay.port')}: required for relay type {relay.type!r}")
+    most = kind.channels
+    if most is not None and not 1 <= relay.channel <= most:
+        raise ConfigError(
+            f"{_where(file, 'relay.channel')}: {relay.type} boards have channels 1 to {most}"
+        )
+    if not kind.takes_commands and (relay.on_command or relay.off_command):
+        takers = " and ".join(repr(k.name) for k in RELAY_KINDS if k.takes_commands)
+        raise ConfigError(
+            f"{_where(file, 'relay.on_command')}: only relay types {takers} take commands"
+        )
+    if not kind.takes_pin and relay.pin is not None:
+        takers = " and ".join(repr(k.name) for k in RELAY_KINDS if k.takes_pin)
+        raise ConfigError(f"{_where(file, 'relay.pin')}: only relay type {takers} takes a pin")
+    if kind.check is not None:
+        try:
+            kind.check(relay)
+        except ConfigError as err:
+            raise ConfigError(_where(file, f"relay.{err}")) from err
+
+
+def _check_sound(config: Config, kind: RelayKind, file: Path | None) -> None:
     sound, relay = config.sound, config.relay
     if sound.type != "relay":
         return
-    most = RELAY_CHANNELS.get(relay.type, 255 if relay.type in ("ascii", "hex") else 0)
+    most = kind.most_channels
     if most < 2:
         raise ConfigError(
             f"{_where(file, 'sound.type')}: a buzzer needs a second channel on the door relay's "
@@ -490,45 +361,50 @@ def _check_sound(config: Config, file: Path | None) -> None:
         )
 
 
+def _check_sources(sources: list[SourceConfig], file: Path | None) -> None:
+    seen: set[str] = set()
+    for i, source in enumerate(sources):
+        kind = SOURCE_KINDS[source.type]
+        if kind.single and kind.name in seen:
+            raise ConfigError(f"{_where(file, 'sources')}: only one {kind.name} source can exist")
+        seen.add(kind.name)
+        if kind.check is not None:
+            try:
+                kind.check(source)
+            except ConfigError as err:
+                raise ConfigError(_where(file, f"sources[{i}].{err}")) from err
+
+
+def _check_inputs(config: Config, file: Path | None) -> None:
+    """Each ``[[inputs]]`` table's own rules, and one line for one device (the relay's too)."""
+    used: dict[int, str] = {}
+    if config.relay.pin is not None:
+        used[config.relay.pin] = "relay.pin"
+    for i, item in enumerate(config.inputs):
+        key = f"inputs[{i}]"
+        try:
+            check_input(item)
+        except ConfigError as err:
+            raise ConfigError(_where(file, f"{key}.{err}")) from err
+        if item.pin in used:
+            raise ConfigError(
+                f"{_where(file, key + '.pin')}: GPIO{item.pin} is already {used[item.pin]}"
+            )
+        used[item.pin] = key + ".pin"
+
+
 def _check(config: Config, file: Path | None) -> None:
     if config.staff.pin is not None and not config.staff.pin.strip():
         raise ConfigError(f"{_where(file, 'staff.pin')}: an empty PIN; remove the key for none")
     if config.metrics.listen is not None:
-        from scanner.metrics import parse_listen
-
         try:
             parse_listen(config.metrics.listen)
         except ConfigError as err:
             raise ConfigError(f"{file}: {err}" if file else str(err)) from err
-    _check_gpio(config, file)
-    if config.relay.type not in ("none", "gpio") and not config.relay.port:
-        raise ConfigError(
-            f"{_where(file, 'relay.port')}: required for relay type {config.relay.type!r}"
-        )
-    relay = config.relay
-    most = RELAY_CHANNELS.get(relay.type)
-    if most is not None and not 1 <= relay.channel <= most:
-        raise ConfigError(
-            f"{_where(file, 'relay.channel')}: {relay.type} boards have channels 1 to {most}"
-        )
-    _check_sound(config, file)
-    if relay.type in ("ascii", "hex"):
-        from scanner.relay.commands import render
-
-        for key in ("on_command", "off_command"):
-            command = getattr(relay, key)
-            if not command:
-                raise ConfigError(
-                    f"{_where(file, 'relay.' + key)}: required for relay type {relay.type!r}"
-                )
-            try:
-                render(command, relay.channel, hex_bytes=relay.type == "hex")
-            except ConfigError as err:
-                raise ConfigError(f"{_where(file, 'relay.' + key)}: {err}") from err
-    elif relay.on_command or relay.off_command:
-        raise ConfigError(
-            f"{_where(file, 'relay.on_command')}: only relay types 'ascii' and 'hex' take commands"
-        )
+    kind = RELAY_KINDS[config.relay.type]
+    _check_relay(config.relay, kind, file)
+    _check_sound(config, kind, file)
+    _check_inputs(config, file)
     check_base_url(
         config.api.base_url,
         allow_insecure_http=config.api.allow_insecure_http,
@@ -536,106 +412,7 @@ def _check(config: Config, file: Path | None) -> None:
     )
     if config.api.ca_file is not None:
         check_ca_file(config.api.ca_file, where=_where(file, "api.ca_file"))
-    for i, source in enumerate(config.sources):
-        if not isinstance(source, CameraSourceConfig):
-            continue
-        where = _where(file, f"sources[{i}]")
-        if isinstance(source.device, str) and source.device.startswith("synthetic"):
-            from scanner.sources.synthetic import parse_synthetic_device
-
-            try:
-                parse_synthetic_device(source.device)
-            except ConfigError as err:
-                raise ConfigError(f"{where}.device: {err}") from err
-    keyboards = [s for s in config.sources if isinstance(s, KeyboardSourceConfig)]
-    if len(keyboards) > 1:
-        raise ConfigError(f"{_where(file, 'sources')}: only one keyboard source can exist")
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(url: str, *, allow_insecure_http: bool, where: str = "api.base_url") -> None:
-    """Refuse a base URL that would send the API key in clear text or nowhere.
-
-    Raises:
-        ConfigError: not a URL the client can use (a space, a bad port or host
-            name), not http(s), no host, or plain http to a non-loopback host
-            without ``allow_insecure_http``.
-    """
-    if any(ch.isspace() or not ch.isprintable() for ch in url):
-        raise ConfigError(f"{where}: {url!r} contains spaces or control characters")
-    try:
-        parts = urlsplit(url)
-    except ValueError as err:  # "http://[::1/api": an unclosed IPv6 address
-        raise ConfigError(f"{where}: {url!r} is not a valid URL ({err})") from err
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise ConfigError(f"{where}: {url!r}: the port must be a number from 1 to 65535")
-    problem = host_problem(parts.hostname)
-    if problem is not None:
-        raise ConfigError(f"{where}: {url!r}: {problem}")
-    import httpx  # its parser (IDNA 2008, strict ports) is the client's, and stricter
-
-    try:
-        httpx.URL(url)
-    except httpx.InvalidURL as err:
-        raise ConfigError(f"{where}: {url!r} is not a valid URL ({err})") from err
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
-        raise ConfigError(
-            f"{where}: plain http:// to {parts.hostname} would send the API key unencrypted; "
-            "use https:// or set api.allow_insecure_http = true"
-        )
-
-
-_HOST_NAME = re.compile(rb"[A-Za-z0-9_.-]+")
-
-
-def host_problem(host: str) -> str | None:
-    """Why ``host`` (an address or a DNS name, IPv6 without brackets) can never be
-    looked up, or None. The resolver raises ``UnicodeError``, not ``OSError``, for
-    these, which nothing at run time would expect."""
-    try:
-        ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        pass
-    else:
-        return None
-    try:
-        name = host.encode("idna")
-    except UnicodeError:
-        return f"{host!r} is not a valid host name (empty or over-long label)"
-    if not _HOST_NAME.fullmatch(name):
-        return f"{host!r} is not an IP address or a host name"
-    return None
-
-
-def check_ca_file(path: Path, *, where: str = "api.ca_file") -> None:
-    """Load the CA bundle once now, as the client will: a bad one is a config error,
-    not a traceback when the first request is built.
-
-    Raises:
-        ConfigError: unreadable, or no PEM certificate in it.
-    """
-    try:
-        ssl.create_default_context(cafile=str(path))
-    except ssl.SSLError as err:
-        raise ConfigError(
-            f"{where}: {path} is not a PEM bundle of CA certificates ({err.reason or err})"
-        ) from err
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read {path} ({err.strerror or err})") from err
+    _check_sources(config.sources, file)
 
 
 def parse_config(table: Mapping[str, Any], file: Path | None = None) -> Config:
@@ -650,16 +427,36 @@ def parse_config(table: Mapping[str, Any], file: Path | None = None) -> Config:
     return config
 
 
+_CONFIG_MAX = 1 << 20
+"""Bytes read from a config file at most: a gate's config is a few KB."""
+
+
+def _read_config_file(path: Path) -> bytes:
+    """A regular file, at most 1 MiB: never a FIFO or a device that blocks or never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{path}: cannot read config (not a regular file)")
+        data = os.read(fd, _CONFIG_MAX + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+    finally:
+        os.close(fd)
+    if len(data) > _CONFIG_MAX:
+        raise ConfigError(f"{path}: cannot read config (larger than 1 MiB)")
+    return data
+
+
 def load_config(path: Path) -> Config:
     """Read and validate a config file.
 
     Raises:
         ConfigError: unreadable file, TOML syntax error, or an invalid key.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+    raw = _read_config_file(path)
     try:
         table = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
@@ -669,84 +466,32 @@ def load_config(path: Path) -> Config:
     return parse_config(table, path.resolve())
 
 
-def _check_key(key: str, origin: str) -> str:
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"{origin}: the API key is empty")
-    if any(ch.isspace() for ch in key) or not key.isprintable():
-        raise ConfigError(f"{origin}: the API key contains spaces or control characters")
-    if not key.startswith("pqr_"):
-        raise ConfigError(f"{origin}: this does not look like a PassQR API key (pqr_live_...)")
-    return key
-
-
-_KEY_FILE_MAX = 4096
-"""Bytes read from a key file at most: a key is about 50; this is not a key file."""
-
-
-def read_key_file(path: Path, origin: str, *, private: bool = True) -> str:
-    """The API key in ``path``, checked; ``origin`` says where the path came from.
-
-    Args:
-        path: the file.
-        origin: for messages, e.g. ``"api.key_file"``.
-        private: refuse a file group or others can read. A systemd credential
-            needs no such check: systemd makes it and sets its mode.
-
-    Raises:
-        ConfigError: unreadable, not a regular file, readable by others (when
-            ``private``), not UTF-8, or not a key. The message never contains the key.
-    """
-    where = f"{origin} {path}"
-    try:
-        # O_NONBLOCK: a FIFO must not hang the start; it is refused below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read the API key ({err.strerror})") from err
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"{where}: not a regular file")
-        if private and mode & (stat.S_IRGRP | stat.S_IROTH):
-            raise ConfigError(
-                f"{where}: readable by other users (mode {stat.S_IMODE(mode):04o}); "
-                f"chmod 600 {path}"
-            )
-        data = os.read(fd, _KEY_FILE_MAX + 1)
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read the API key ({err.strerror})") from err
-    finally:
-        os.close(fd)
-    if len(data) > _KEY_FILE_MAX:
-        raise ConfigError(f"{where}: too long to hold only an API key")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Not chained: the decode error carries the file's bytes, the key among them.
-        raise ConfigError(f"{where}: not UTF-8 text") from None
-    return _check_key(text, where)
-
-
-def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> str:
-    """Find the API key: ``PASSQR_API_KEY``, then the systemd credential, then ``api.key_file``.
-
-    The credential comes before the file: a unit with ``LoadCredential=`` is the
-    deliberate choice of whoever installed the service, and the file it loads
-    from is usually readable by root only.
-
-    Raises:
-        ConfigError: no key anywhere, or an unreadable or malformed one, or an
-            ``api.key_file`` others can read. The message never contains the key.
-    """
-    env = os.environ if environ is None else environ
-    if env.get("PASSQR_API_KEY"):
-        return _check_key(env["PASSQR_API_KEY"], "PASSQR_API_KEY")
-    cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and os.path.exists(os.path.join(cred_dir, "api-key")):
-        return read_key_file(Path(cred_dir) / "api-key", "systemd credential", private=False)
-    if config.api.key_file is not None:
-        return read_key_file(config.api.key_file, "api.key_file")
-    raise ConfigError(
-        "no API key: set PASSQR_API_KEY, api.key_file in the config, "
-        "or LoadCredential=api-key:... in the systemd unit"
-    )
+__all__ = [
+    "ApiConfig",
+    "Bounds",
+    "CameraSourceConfig",
+    "Config",
+    "EvdevSourceConfig",
+    "GateConfig",
+    "GpioInputConfig",
+    "JournalConfig",
+    "KeyboardSourceConfig",
+    "MetricsConfig",
+    "OfflineConfig",
+    "OfflinePolicy",
+    "RelayConfig",
+    "SerialSourceConfig",
+    "SimulatedSourceConfig",
+    "SoundConfig",
+    "SourceConfig",
+    "StaffConfig",
+    "check_base_url",
+    "check_ca_file",
+    "host_problem",
+    "is_loopback_host",
+    "load_api_key",
+    "load_config",
+    "parse_config",
+    "parse_listen",
+    "read_key_file",
+]

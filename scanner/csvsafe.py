@@ -6,8 +6,10 @@ OWASP's CSV injection guidance:
 
 - a field that a spreadsheet would read as a formula (it starts with ``=``,
   ``+``, ``-``, ``@``, a tab, CR or NUL) gets a leading ``'``;
-- control characters (C0, DEL, C1 such as U+009B, the 8-bit CSI) are written as
-  ``\\xNN`` escapes, so the file cannot drive the terminal that shows it.
+- control characters (C0 with tab and newline, DEL, C1 such as U+009B, the 8-bit CSI)
+  are written as ``\\xNN`` escapes, so the file cannot drive the terminal that shows it;
+  the bidirectional overrides (U+202A-U+202E, U+2066-U+2069) and line separators as
+  ``\\uNNNN``, so a cell cannot reorder or split what a reader sees.
 
 Numbers and booleans are left alone: ``-3.5`` is a value, not a formula.
 """
@@ -18,7 +20,7 @@ import re
 from typing import Any
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def csv_field(value: Any) -> Any:
@@ -28,4 +30,9 @@ def csv_field(value: Any) -> Any:
     text = value
     if text.startswith(_FORMULA_START):
         text = "'" + text
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

@@ -9,7 +9,9 @@ boundary only ever sees these::
      ├── InvalidPayloadError         a scanned payload is not a pass code (never sent)
      ├── APIError                    anything that went wrong talking to PassQR
      │    ├── AuthenticationError    401: the key is missing, wrong or revoked
-     │    ├── PlanError              402/403: the account's plan has no API access
+     │    ├── PlanError              403: the account's plan has no API access
+     │    ├── PlanLimitError         402: the plan refuses this one action (a quota spent,
+     │    │                          a feature not in it); the key works, scanning goes on
      │    ├── RateLimitedError       429: carries ``retry_after`` seconds
      │    ├── NotFoundError          404 on a resource route
      │    ├── RequestRejectedError   400/422 and other 4xx: the request was refused
@@ -36,9 +38,25 @@ import re
 _KEY_RE = re.compile(r"pqr_(?:live|test)_[A-Za-z0-9_\-]+")
 
 
+_SECRETS: set[str] = set()
+
+
+def register_secret(key: str) -> None:
+    """Also redact this key, and its secret part without the ``pqr_live_`` prefix (a
+    server may echo it in either form)."""
+    _SECRETS.add(key)
+    prefix, _, secret = key.rpartition("_")
+    if prefix and len(secret) >= 12:
+        _SECRETS.add(secret)
+
+
 def redact(text: str) -> str:
-    """Replace anything shaped like a PassQR API key with a placeholder."""
-    return _KEY_RE.sub("pqr_***", text)
+    """Replace anything shaped like a PassQR API key, or a key in use, with a placeholder."""
+    text = _KEY_RE.sub("pqr_***", text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
 
 
 class ScannerError(Exception):
@@ -65,11 +83,14 @@ class APIError(ScannerError):
 
     Attributes:
         status: the HTTP status, when an answer came back.
+        code: the machine-readable word of the answer, when it had one
+            (``plan_limit_reached``, ``plan_not_supported``...).
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class AuthenticationError(APIError):
@@ -77,7 +98,15 @@ class AuthenticationError(APIError):
 
 
 class PlanError(APIError):
-    """402/403: the account exists but its plan has no API access."""
+    """403: the account exists but its plan has no API access (scanning must stop)."""
+
+
+class PlanLimitError(APIError):
+    """402: the plan does not allow this action: ``plan_limit_reached`` (a quota is spent)
+    or ``plan_not_supported`` (a feature, such as wallet push, is not in the plan).
+
+    Not a :class:`PlanError`: the key still works, so a kiosk keeps scanning.
+    """
 
 
 class RateLimitedError(APIError):

@@ -12,6 +12,10 @@ The line is claimed with the configured pull and, on factories that can, gpiozer
 ``bounce_time``; the hold-off here makes mock pins and factories without hardware debounce
 behave the same. A pin that cannot be claimed (in use, no pin factory) puts the input in
 DEGRADED with the reason and it is tried again with a back-off, like every device here.
+
+The table (:class:`GpioInputConfig`) is declared here, as each device kind declares its own;
+:mod:`scanner.config` reads ``[[inputs]]`` with it. gpiozero loads only when an input is built,
+so validating a config stays light.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from scanner import gpio
-from scanner.config import GpioInputConfig
+from scanner.errors import ConfigError
+from scanner.schema import Bounds, within
 from scanner.sources.base import SourceState
 
 _log = logging.getLogger(__name__)
@@ -33,6 +39,47 @@ _log = logging.getLogger(__name__)
 RETRY_S: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 _PULL_UP = {"up": True, "down": False, "none": None}
+
+
+InputRole = Literal["passage", "exit", "tamper", "alarm"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpioInputConfig:
+    """A contact on a GPIO line: the turnstile's passage sensor, an exit button, a tamper
+    switch or an alarm output."""
+
+    type: Literal["gpio"]
+    pin: int = field(metadata={"bounds": Bounds(0, 53)})
+    """The line, as a BCM number."""
+    role: InputRole
+    pull: Literal["up", "down", "none"] = "up"
+    """The Pi's own resistor: ``up`` for a dry contact to ground (the usual wiring)."""
+    active: Literal["low", "high"] | None = None
+    """The level that means "triggered"; by default the opposite of ``pull`` (a closing
+    contact). ``high`` with ``pull = "up"``: a normally-closed contact that opens."""
+    debounce_ms: int = within(50, 0, 10_000)
+    """Edges this soon after a trigger are the same trigger (contact bounce)."""
+    name: str | None = None
+
+    @property
+    def active_level(self) -> Literal["low", "high"]:
+        if self.active is not None:
+            return self.active
+        return "low" if self.pull == "up" else "high"
+
+
+def check_input(config: GpioInputConfig) -> None:
+    """An ``[[inputs]]`` table's rules beyond its shape.
+
+    Raises:
+        ConfigError: naming the key without its table (``"active: ..."``).
+    """
+    if config.pull == "none" and config.active is None:
+        raise ConfigError(
+            "active: required with pull = 'none' "
+            '("low" or "high": the level that means triggered)'
+        )
 
 
 class GpioInput:

@@ -51,6 +51,12 @@ async def run_headless(
             done = asyncio.create_task(kiosk.sources_done())
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                # Every source ended (stdin closed): decide what was read, then stop
+                # (a signal meanwhile still stops at once).
+                settled = asyncio.create_task(kiosk.gate.settle())
+                await asyncio.wait({settled, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                settled.cancel()
             notify.stopping()
             for task in (done, stopper, watchdog):
                 task.cancel()

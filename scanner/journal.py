@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import io
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,9 @@ from typing import Any, Literal, TypeVar
 
 from scanner.csvsafe import csv_field
 from scanner.errors import ConfigError, ScannerError
+from scanner.journal_cache import PassCacheQueries
+from scanner.journal_events import EVENTS_SCHEMA, EventQueries
+from scanner.journal_rows import EXPORT_COLUMNS, iso, scan_rows
 from scanner.models import Decision, Scan
 
 T = TypeVar("T")
@@ -77,16 +82,6 @@ CREATE TABLE IF NOT EXISTS pass_cache (   -- the offline copy of the passes (all
     template_id   TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS events (       -- what the gate's contacts said (issue 16)
-    id            INTEGER PRIMARY KEY,
-    ts            TEXT NOT NULL,          -- UTC, ISO 8601
-    gate          TEXT NOT NULL,
-    kind          TEXT NOT NULL,          -- passage | forced | exit | tamper | alarm
-    scan_id       TEXT,                   -- the admission a passage belongs to, or NULL
-    source        TEXT,                   -- the input's name
-    detail        TEXT
-);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
 
 _REPLAY_INDEX = (
@@ -115,48 +110,7 @@ class JournalFullError(ScannerError):
     """The journal's disk is below its reserve: no new admission may start."""
 
 
-EXPORT_COLUMNS = (
-    "ts",
-    "gate",
-    "source",
-    "code",
-    "raw",
-    "manual",
-    "decision",
-    "reason",
-    "message",
-    "detail",
-    "holder",
-    "latency_ms",
-    "offline",
-    "scan_id",
-    "decided_ts",
-    "replay_state",
-    "replay_result",
-    "replay_ts",
-    "relay_fault",
-    "passage",
-)
-
-#: The pass fields the offline copy keeps.
-CACHE_FIELDS = (
-    "code",
-    "id",
-    "status",
-    "uses_count",
-    "max_uses",
-    "expires_at",
-    "holder_name",
-    "holder_email",
-    "template_id",
-)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-class Journal:
+class Journal(PassCacheQueries, EventQueries):
     """The scan journal.
 
     Args:
@@ -170,6 +124,7 @@ class Journal:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._conn: sqlite3.Connection | None = None
+        self._lock: int | None = None
         self._shut = False
 
     # -- thread plumbing ----------------------------------------------------------------
@@ -184,17 +139,24 @@ class Journal:
         return fn(self._conn)
 
     def _open_sync(self, recover: bool = True) -> None:
+        _refuse_non_file(self.path)
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _private(self.path, create=recover)
+            if recover:
+                self._lock = _lock_exclusively(self.path)
+                if not self.path.exists():
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as err:
+            self._unlock()
             raise ConfigError(f"journal.path {self.path}: cannot open the journal ({err})") from err
         try:
+            # Is it a journal at all? Before anything is written or its mode changed.
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + EVENTS_SCHEMA)
             have = {row[1] for row in conn.execute("PRAGMA table_info(scans)")}
             for column, decl in _LATER_COLUMNS.items():
                 if column not in have:
@@ -207,10 +169,17 @@ class Journal:
             # that a running kiosk is still deciding.
             if recover:
                 _close_interrupted(conn)
-        except sqlite3.Error as err:
+                _private(self.path)
+        except (sqlite3.Error, OSError) as err:
             conn.close()
+            self._unlock()
             raise ConfigError(f"journal.path {self.path}: cannot use the journal ({err})") from err
         self._conn = conn
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     async def open(self) -> None:
         """Open (creating the file) and close every scan a previous run left undecided."""
@@ -224,6 +193,7 @@ class Journal:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._unlock()
 
     async def close(self) -> None:
         """Close the database; safe to call twice."""
@@ -251,7 +221,7 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     scan.id,
-                    _iso(scan.ts),
+                    iso(scan.ts),
                     scan.gate,
                     scan.source,
                     scan.raw,
@@ -314,7 +284,7 @@ class Journal:
                     decision.holder,
                     round(decision.latency_ms, 3),
                     int(decision.offline),
-                    _iso(decided_ts),
+                    iso(decided_ts),
                     "pending" if decision.accepted and decision.offline else None,
                     decision.relay_fault,
                     decision.scan.id,
@@ -347,7 +317,7 @@ class Journal:
             conn.execute(
                 "UPDATE scans SET replay_state = ?, replay_result = ?, replay_ts = ?, "
                 "replay_tries = replay_tries + 1 WHERE scan_id = ?",
-                (state, result, _iso(datetime.now(UTC)), scan_id),
+                (state, result, iso(datetime.now(UTC)), scan_id),
             )
 
         await self._run(write)
@@ -384,7 +354,7 @@ class Journal:
             conn.execute(
                 "UPDATE scans SET replay_state = ?, replay_result = ?, replay_ts = ?, "
                 "detail = ?, replay_tries = replay_tries + 1 WHERE scan_id = ?",
-                (state, result, _iso(datetime.now(UTC)), detail, scan_id),
+                (state, result, iso(datetime.now(UTC)), detail, scan_id),
             )
 
         await self._run(write)
@@ -419,7 +389,7 @@ class Journal:
         def write(conn: sqlite3.Connection) -> int:
             deleted = 0
             if keep_days > 0:
-                cutoff = _iso(now - timedelta(days=keep_days))
+                cutoff = iso(now - timedelta(days=keep_days))
                 cur = conn.execute(f"DELETE FROM scans WHERE ts < ? AND {prunable}", (cutoff,))
                 deleted += cur.rowcount
             (total,) = conn.execute("SELECT COUNT(*) FROM scans").fetchone()
@@ -448,54 +418,6 @@ class Journal:
 
         return await self._run(read)
 
-    async def replace_cache(self, passes: list[dict[str, Any]], synced_at: datetime) -> None:
-        """Swap in a complete new offline copy of the passes, atomically."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            cols = ", ".join(CACHE_FIELDS)
-            marks = ", ".join("?" for _ in CACHE_FIELDS)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("DELETE FROM pass_cache")
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO pass_cache ({cols}) VALUES ({marks})",
-                    [tuple(p.get(f) for f in CACHE_FIELDS) for p in passes if p.get("code")],
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync', ?)",
-                    (_iso(synced_at),),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-        await self._run(write)
-
-    async def cached_pass(self, code: str) -> dict[str, Any] | None:
-        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            cols = ", ".join(CACHE_FIELDS)
-            row = conn.execute(
-                f"SELECT {cols} FROM pass_cache WHERE code = ?",
-                (code,),
-            ).fetchone()
-            return dict(zip(CACHE_FIELDS, row, strict=True)) if row else None
-
-        return await self._run(read)
-
-    async def cache_size(self) -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT COUNT(*) FROM pass_cache").fetchone()[0])
-
-        return await self._run(read)
-
-    async def last_sync(self) -> datetime | None:
-        def read(conn: sqlite3.Connection) -> datetime | None:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'last_sync'").fetchone()
-            return datetime.fromisoformat(str(row[0]).replace("Z", "+00:00")) if row else None
-
-        return await self._run(read)
-
     # -- reads --------------------------------------------------------------------------
 
     async def counts_since(self, since: datetime) -> dict[str, int]:
@@ -505,7 +427,7 @@ class Journal:
             rows = conn.execute(
                 "SELECT decision, COUNT(*) FROM scans WHERE ts >= ? AND decision IS NOT NULL "
                 "GROUP BY decision",
-                (_iso(since),),
+                (iso(since),),
             ).fetchall()
             counts = {"accepted": 0, "rejected": 0}
             counts.update({str(k): int(v) for k, v in rows})
@@ -518,7 +440,7 @@ class Journal:
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             return next(
-                _rows(
+                scan_rows(
                     conn,
                     "WHERE code = ? AND decision = 'accepted' ORDER BY id DESC LIMIT 1",
                     (code,),
@@ -528,19 +450,43 @@ class Journal:
 
         return await self._run(read)
 
-    async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def history(self, code: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest rows of one code, newest first (the staff screen's "scans here")."""
+
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            return list(_rows(conn, "ORDER BY id DESC LIMIT ?", (limit,)))
+            return list(scan_rows(conn, "WHERE code = ? ORDER BY id DESC LIMIT ?", (code, limit)))
 
         return await self._run(read)
+
+    async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return list(scan_rows(conn, "ORDER BY id DESC LIMIT ?", (limit,)))
+
+        return await self._run(read)
+
+    @staticmethod
+    def peek(path: Path) -> tuple[int, str | None]:
+        """(scans, the last one's time) of a journal, read-only: a running kiosk's is untouched.
+
+        Opening it read-write would settle the kiosk's undecided scans (:meth:`Journal.open`).
+
+        Raises:
+            sqlite3.Error: not a journal, or unreadable.
+        """
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows, last = conn.execute("SELECT count(*), max(ts) FROM scans").fetchone()
+        finally:
+            conn.close()
+        return int(rows), last
 
     def export_sync(
         self, fmt: Literal["csv", "jsonl"], *, since: datetime | None = None
     ) -> Iterator[str]:
         """Yield the journal as CSV or JSON lines, oldest first."""
         where = "WHERE ts >= ? ORDER BY id" if since else "ORDER BY id"
-        params: tuple[Any, ...] = (_iso(since),) if since else ()
-        rows = self._pool.submit(self._call, lambda c: list(_rows(c, where, params))).result()
+        params: tuple[Any, ...] = (iso(since),) if since else ()
+        rows = self._pool.submit(self._call, lambda c: list(scan_rows(c, where, params))).result()
         if fmt == "jsonl":
             for row in rows:
                 yield json.dumps(row, ensure_ascii=False) + "\n"
@@ -555,143 +501,49 @@ class Journal:
             writer.writerow({k: csv_field(v) for k, v in row.items()})
             yield buf.getvalue()
 
-    # -- the gate's contacts (issue 16: passage sensor, exit button, tamper, alarm) -------
 
-    async def record_event(
-        self,
-        *,
-        ts: datetime,
-        gate: str,
-        kind: str,
-        scan_id: str | None,
-        source: str | None,
-        detail: str = "",
-    ) -> None:
-        """Commit one contact event (``passage``, ``forced``, ``exit``, ``tamper``, ``alarm``)."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO events (ts, gate, kind, scan_id, source, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (_iso(ts), gate, kind, scan_id, source, detail),
-            )
-
-        await self._run(write)
-
-    async def set_passage(self, scan_id: str, outcome: str) -> None:
-        """Whether an admission's guest went through (``passed`` or ``not_passed``)."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE scans SET passage = ? WHERE scan_id = ?", (outcome, scan_id))
-
-        await self._run(write)
-
-    async def turnstile_counts_since(self, since: datetime) -> dict[str, int]:
-        """Admissions, passages and their outcomes, exits, tamper and alarm events since a
-        moment (for "today's counts" after a restart)."""
-
-        def read(conn: sqlite3.Connection) -> dict[str, int]:
-            when = _iso(since)
-            counts = dict.fromkeys(TURNSTILE_COUNTS, 0)
-            (counts["admissions"],) = conn.execute(
-                "SELECT COUNT(*) FROM scans WHERE ts >= ? AND decision = 'accepted'", (when,)
-            ).fetchone()
-            for outcome, n in conn.execute(
-                "SELECT passage, COUNT(*) FROM scans WHERE ts >= ? AND passage IS NOT NULL "
-                "GROUP BY passage",
-                (when,),
-            ):
-                if outcome in ("passed", "not_passed"):
-                    counts[str(outcome)] = int(n)
-            names = {"passage": "passages", "forced": "forced", "exit": "exits"}
-            names |= {"tamper": "tamper", "alarm": "alarms"}
-            for kind, n in conn.execute(
-                "SELECT kind, COUNT(*) FROM events WHERE ts >= ? GROUP BY kind", (when,)
-            ):
-                if kind in names:
-                    counts[names[str(kind)]] += int(n)
-            counts["passages"] += counts["forced"]
-            return counts
-
-        return await self._run(read)
-
-    async def recent_with_events(self, limit: int = 20) -> list[dict[str, Any]]:
-        """:meth:`recent`, with the contact events staff must see (forced passages, exits,
-        tamper, alarm) as rows of the same shape, newest first."""
-
-        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = list(_rows(conn, "ORDER BY id DESC LIMIT ?", (limit,)))
-            events = conn.execute(
-                "SELECT ts, gate, kind, source, detail FROM events "
-                "WHERE kind != 'passage' ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            for ts, gate, kind, source, detail in events:
-                row: dict[str, Any] = dict.fromkeys(EXPORT_COLUMNS)
-                row.update(ts=ts, gate=gate, source=source, decision=kind, detail=detail)
-                row.update(message=EVENT_TEXT.get(str(kind), str(kind)))
-                row.update(manual=False, offline=False)
-                rows.append(row)
-            rows.sort(key=lambda r: str(r["ts"]), reverse=True)
-            return rows[:limit]
-
-        return await self._run(read)
-
-    async def prune_events(self, *, keep_days: int, max_rows: int, now: datetime) -> int:
-        """Delete contact events older than ``keep_days`` (0: keep) and beyond ``max_rows``."""
-
-        def write(conn: sqlite3.Connection) -> int:
-            deleted = 0
-            if keep_days > 0:
-                cutoff = _iso(now - timedelta(days=keep_days))
-                deleted += conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
-            (total,) = conn.execute("SELECT COUNT(*) FROM events").fetchone()
-            if int(total) > max_rows:
-                deleted += conn.execute(
-                    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?)",
-                    (int(total) - max_rows,),
-                ).rowcount
-            return deleted
-
-        return await self._run(write)
+def _refuse_non_file(path: Path) -> None:
+    """``journal.path`` must be a regular file (or not exist yet): never a device, a FIFO
+    or a directory, which SQLite would write a ``-journal`` beside or block on."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"journal.path {path}: cannot open the journal ({err})") from err
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"journal.path {path}: not a regular file")
 
 
-#: What :meth:`Journal.turnstile_counts_since` counts.
-TURNSTILE_COUNTS = (
-    "admissions", "passages", "passed", "not_passed", "forced", "exits", "tamper", "alarms",
-)  # fmt: skip
+def _lock_exclusively(path: Path) -> int:
+    """An exclusive lock beside the journal for the kiosk's lifetime: a second kiosk on
+    the same journal would settle the first one's live scans as interrupted.
 
-#: How the recent-scans list names a contact event.
-EVENT_TEXT = {
-    "forced": "Passage without admission (forced or tailgating)",
-    "exit": "Exit button: door opened",
-    "tamper": "Tamper switch",
-    "alarm": "Alarm",
-}
-
-
-def _rows(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> Iterator[dict[str, Any]]:
-    cols = ", ".join(EXPORT_COLUMNS)
-    cursor = conn.execute(f"SELECT {cols} FROM scans {tail}", params)  # noqa: S608 - fixed text
-    for values in cursor:
-        row = dict(zip(EXPORT_COLUMNS, values, strict=True))
-        row["manual"] = bool(row["manual"])
-        row["offline"] = bool(row["offline"])
-        yield row
+    Raises:
+        ConfigError: another process holds it.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        raise ConfigError(
+            f"journal.path {path}: in use by another running kiosk (one journal per kiosk)"
+        ) from err
+    return fd
 
 
-def _private(path: Path, *, create: bool) -> None:
+def _private(path: Path) -> None:
     """The journal holds names and e-mails: 0600 whatever the umask (SQLite gives its
-    -wal and -shm files the database file's mode)."""
-    if create and not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    if path.exists() and path.stat().st_mode & 0o077:
+    -wal and -shm files the database file's mode). Only for a file that is a journal."""
+    if path.stat().st_mode & 0o077:
         path.chmod(0o600)
 
 
 def _close_interrupted(conn: sqlite3.Connection) -> None:
     """Decide every row a previous run left undecided (see the module docstring)."""
-    now = _iso(datetime.now(UTC))
+    now = iso(datetime.now(UTC))
     conn.execute(
         "UPDATE scans SET decision = 'rejected', reason = 'error', message = 'Interrupted', "
         "detail = ?, decided_ts = ? WHERE decision IS NULL AND asked = 0",

@@ -1,11 +1,13 @@
-"""Prometheus metrics for a gate, in the standard library.
+"""Prometheus metrics for a gate, exposed with ``prometheus_client``.
 
-A hand-written text exposition (format 0.0.4) served by an
-:func:`asyncio.start_server` responder on the kiosk's own event loop: no
-thread, no dependency. Counters that come from decisions are fed by
-:meth:`Metrics.observe` (subscribed to :meth:`scanner.pipeline.Gate.subscribe`);
-everything else (device states, the server's state, repeats ignored) is read
-from the running kiosk at scrape time, so it is never stale.
+The library writes the text exposition (format 0.0.4); a small
+:func:`asyncio.start_server` responder on the kiosk's own event loop serves it
+(no thread: the kiosk's state is read where it changes, never mid-update; a
+bounded, timed read of the request; ``Connection: close``). Counters that come
+from decisions are fed by :meth:`Metrics.observe` (subscribed to
+:meth:`scanner.pipeline.Gate.subscribe`); everything else (device states, the
+server's state, repeats ignored) is read from the running kiosk at scrape time,
+so it is never stale.
 
 Exposed (all prefixed ``passqr_``):
 
@@ -17,7 +19,10 @@ Exposed (all prefixed ``passqr_``):
 - ``camera_decode_fps{source}``: only for sources that measure it;
 - ``relay_up{relay}``, ``relay_on{relay}``, ``relay_pulses_total{relay}``;
 - ``server_up``, ``server_state{state}``: what the last request or probe said about PassQR;
-- ``build_info{version}``.
+- ``build_info{version}``;
+- ``relay_faults_total``: admissions whose door did not open;
+- with ``[[inputs]]`` (issue 16): ``turnstile_events_total{event}`` (passed, not_passed,
+  forced, exit, tamper, alarm) and ``input_up{input,role}``.
 """
 
 from __future__ import annotations
@@ -25,24 +30,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
 from scanner import __version__
-from scanner.config import host_problem
-from scanner.errors import ConfigError
 from scanner.models import Decision, Reason
-from scanner.pipeline import ServerState
 from scanner.relay import RelayState
 from scanner.sources import SourceState
+from scanner.status import ServerState
 
 if TYPE_CHECKING:
     from scanner.runtime import Kiosk
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_BUCKETS", "Histogram", "Metrics", "parse_listen"]
+__all__ = ["DEFAULT_BUCKETS", "Histogram", "Metrics"]
 
 #: Seconds. A gate answers in tens of milliseconds on a LAN, a second over a bad uplink;
 #: ``api.timeout_s`` (3 s) caps a try.
@@ -50,50 +61,14 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _MAX_REQUEST = 8192
 _READ_TIMEOUT_S = 5.0
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:9108"``, ``"[::1]:9108"`` or ``":9108"`` (all addresses) -> (host, port).
-
-    Raises:
-        ConfigError: not ``host:port`` with a port from 1 to 65535 and a host that
-            can be looked up.
-    """
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not (port_text.isascii() and port_text.isdigit()):
-        raise ConfigError(f"metrics.listen: {value!r} is not host:port (127.0.0.1:9108)")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ConfigError(f"metrics.listen: port {port} is not between 1 and 65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    problem = host_problem(host) if host else None
-    if problem is not None:
-        raise ConfigError(f"metrics.listen: {problem}")
-    return host or "0.0.0.0", port
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: Sequence[tuple[str, str]]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels) + "}"
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+def _bound(value: float) -> str:
+    """A bucket's ``le``: ``10``, not ``10.0``, as the series were first published."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class Histogram:
@@ -112,29 +87,10 @@ class Histogram:
             if value <= bound:
                 self.counts[i] += 1
 
-    def lines(self, name: str) -> Iterable[str]:
-        for bound, count in zip(self.bounds, self.counts, strict=True):
-            yield f"{name}_bucket{_labels([('le', _number(bound))])} {count}"
-        yield f'{name}_bucket{{le="+Inf"}} {self.count}'
-        yield f"{name}_sum {_number(self.sum)}"
-        yield f"{name}_count {self.count}"
-
-
-class _Exposition:
-    """Builds the text: HELP and TYPE once per family, then its samples."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-
-    def sample(self, name: str, value: float, labels: Sequence[tuple[str, str]] = ()) -> None:
-        self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        buckets = [(_bound(b), float(c)) for b, c in zip(self.bounds, self.counts, strict=True)]
+        buckets.append(("+Inf", float(self.count)))
+        return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.sum)
 
 
 class Metrics:
@@ -166,94 +122,39 @@ class Metrics:
 
     def render(self, kiosk: Kiosk | None = None) -> str:
         """The exposition text; device and server figures need the running ``kiosk``."""
-        out = _Exposition()
+        return self.exposition(kiosk).decode("utf-8")
+
+    def exposition(self, kiosk: Kiosk | None = None) -> bytes:
+        """What ``GET /metrics`` answers: ``prometheus_client``'s text format 0.0.4."""
+        return generate_latest(_Families(self, kiosk))
+
+    def families(self) -> Iterator[Metric]:
+        """The metrics the gate keeps itself: version, decisions, latency, the queue."""
         p = "passqr_"
-        out.family(p + "build_info", "gauge", "The scanner's version.")
-        out.sample(p + "build_info", 1, [("version", __version__)])
-
-        out.family(p + "relay_faults_total", "counter", "Admissions whose door did not open.")
-        out.sample(p + "relay_faults_total", self.relay_faults)
-
-        out.family(p + "scans_total", "counter", "Decided scans by decision and reason.")
+        yield _gauge(p + "build_info", "The scanner's version.", [([__version__], 1)], "version")
+        yield CounterMetricFamily(
+            p + "relay_faults_total", "Admissions whose door did not open.", self.relay_faults
+        )
+        scans = CounterMetricFamily(
+            p + "scans_total",
+            "Decided scans by decision and reason.",
+            labels=["decision", "reason"],
+        )
         keys = set(self.scans)
         # Both decisions of the everyday reasons are always there, so rate() starts at zero.
         keys.update({("accepted", Reason.VALID.value), ("rejected", Reason.NOT_FOUND.value)})
-        for decision, reason in sorted(keys):
-            out.sample(
-                p + "scans_total",
-                self.scans.get((decision, reason), 0),
-                [("decision", decision), ("reason", reason)],
-            )
-
-        name = p + "validation_latency_seconds"
-        out.family(name, "histogram", "From the scanner's read to the decision, in seconds.")
-        out.lines.extend(self.latency.lines(name))
-
+        for key in sorted(keys):
+            scans.add_metric(list(key), self.scans.get(key, 0))
+        yield scans
+        yield self.latency.family(
+            p + "validation_latency_seconds", "From the scanner's read to the decision, in seconds."
+        )
         try:
             queued = int(self.queue_length())
         except Exception:  # noqa: BLE001 - a broken gauge must not break the scrape
             _log.exception("offline queue length")
             queued = 0
-        out.family(p + "offline_queue_length", "gauge", "Scans waiting for the server.")
-        out.sample(p + "offline_queue_length", queued)
-
-        if kiosk is not None:
-            self._kiosk(out, kiosk)
-        return out.text()
-
-    def _kiosk(self, out: _Exposition, kiosk: Kiosk) -> None:
-        p = "passqr_"
-        status = kiosk.gate.status
-        out.family(p + "ignored_repeats_total", "counter", "Repeats of a code ignored.")
-        out.sample(p + "ignored_repeats_total", status.ignored_repeats)
-        out.family(p + "scans_in_flight", "gauge", "Scans being validated now.")
-        out.sample(p + "scans_in_flight", status.in_flight)
-
-        out.family(p + "server_up", "gauge", "1 when PassQR answered the last request.")
-        out.sample(p + "server_up", int(status.server is ServerState.OK))
-        out.family(p + "server_state", "gauge", "PassQR's state as the gate sees it (one is 1).")
-        for state in ServerState:
-            out.sample(p + "server_state", int(status.server is state), [("state", state.value)])
-
-        sources = kiosk.sources
-        out.family(p + "source_up", "gauge", "1 when the source is reading.")
-        for source in sources:
-            up = int(source.state is SourceState.READY)
-            out.sample(p + "source_up", up, [("source", source.name), ("kind", source.kind)])
-        out.family(p + "source_state", "gauge", "Each source's state (one is 1 per source).")
-        for source in sources:
-            for source_state in SourceState:
-                out.sample(
-                    p + "source_state",
-                    int(source.state is source_state),
-                    [("source", source.name), ("state", source_state.value)],
-                )
-        out.family(p + "source_reads_total", "counter", "Payloads each source read.")
-        for source in sources:
-            out.sample(p + "source_reads_total", source.count, [("source", source.name)])
-        fps: list[tuple[str, float]] = []
-        for source in sources:
-            value = getattr(source, "decode_fps", None)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                fps.append((source.name, float(value)))
-        if fps:
-            out.family(p + "camera_decode_fps", "gauge", "Frames decoded per second.")
-            for source_name, value in fps:
-                out.sample(p + "camera_decode_fps", value, [("source", source_name)])
-
-        relay = kiosk.relay
-        label = [("relay", relay.description)]
-        out.family(p + "relay_up", "gauge", "1 unless the relay board is in FAULT.")
-        out.sample(p + "relay_up", int(relay.state is not RelayState.FAULT), label)
-        out.family(p + "relay_on", "gauge", "1 while the contact is closed (door open).")
-        out.sample(p + "relay_on", int(relay.state is RelayState.ON), label)
-        out.family(p + "relay_pulses_total", "counter", "Pulses for admissions.")
-        out.sample(p + "relay_pulses_total", relay.pulses, label)
-        # Issue 16: passages (passed, not_passed, forced), exits, tamper, alarm; contacts up.
-        for name, kind, help_text, samples in kiosk.turnstile.metric_families():
-            out.family(name, kind, help_text)
-            for labels, value in samples:
-                out.sample(name, value, sorted(labels.items()))
+        yield GaugeMetricFamily(p + "offline_queue_length", "Scans waiting for the server.", queued)
 
     # -- the HTTP responder ------------------------------------------------------------------
 
@@ -295,7 +196,7 @@ class Metrics:
             status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
         elif path == "/metrics":
             status, ctype = "200 OK", CONTENT_TYPE
-            body = self.render(kiosk).encode("utf-8")
+            body = self.exposition(kiosk)
         elif path == "/":
             status, ctype, body = "200 OK", "text/plain", b"passqr-scanner: see /metrics\n"
         else:
@@ -308,3 +209,100 @@ class Metrics:
             header += "Allow: GET, HEAD\r\n"
         writer.write(header.encode("latin-1") + b"\r\n" + (b"" if method == "HEAD" else body))
         await writer.drain()
+
+
+def _gauge(
+    name: str, documentation: str, samples: Iterable[tuple[list[str], float]], *labels: str
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=list(labels))
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def _counter(
+    name: str, documentation: str, samples: Iterable[tuple[list[str], float]], *labels: str
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=list(labels))
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def _gate(kiosk: Kiosk) -> Iterator[Metric]:
+    """What the gate's status says: repeats, scans in flight, the server."""
+    p = "passqr_"
+    status = kiosk.gate.status
+    yield _counter(
+        p + "ignored_repeats_total", "Repeats of a code ignored.", [([], status.ignored_repeats)]
+    )
+    yield _gauge(p + "scans_in_flight", "Scans being validated now.", [([], status.in_flight)])
+    up = int(status.server is ServerState.OK)
+    yield _gauge(p + "server_up", "1 when PassQR answered the last request.", [([], up)])
+    states = [([state.value], int(status.server is state)) for state in ServerState]
+    yield _gauge(
+        p + "server_state", "PassQR's state as the gate sees it (one is 1).", states, "state"
+    )
+
+
+def _sources(kiosk: Kiosk) -> Iterator[Metric]:
+    """Each source: up, its state, what it read, and a camera's decode rate."""
+    p = "passqr_"
+    sources = kiosk.sources
+    up = [([s.name, s.kind], int(s.state is SourceState.READY)) for s in sources]
+    yield _gauge(p + "source_up", "1 when the source is reading.", up, "source", "kind")
+    states = [
+        ([s.name, state.value], int(s.state is state)) for s in sources for state in SourceState
+    ]
+    yield _gauge(
+        p + "source_state", "Each source's state (one is 1 per source).", states, "source", "state"
+    )
+    reads = [([s.name], s.count) for s in sources]
+    yield _counter(p + "source_reads_total", "Payloads each source read.", reads, "source")
+    fps: list[tuple[list[str], float]] = []
+    for source in sources:
+        value = getattr(source, "decode_fps", None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            fps.append(([source.name], float(value)))
+    if fps:
+        yield _gauge(p + "camera_decode_fps", "Frames decoded per second.", fps, "source")
+
+
+def _relay(kiosk: Kiosk) -> Iterator[Metric]:
+    p = "passqr_"
+    relay = kiosk.relay
+    label = [relay.description]
+    up = int(relay.state is not RelayState.FAULT)
+    yield _gauge(p + "relay_up", "1 unless the relay board is in FAULT.", [(label, up)], "relay")
+    on = int(relay.state is RelayState.ON)
+    yield _gauge(
+        p + "relay_on", "1 while the contact is closed (door open).", [(label, on)], "relay"
+    )
+    pulses = [(label, relay.pulses)]
+    yield _counter(p + "relay_pulses_total", "Pulses for admissions.", pulses, "relay")
+
+
+def _turnstile(kiosk: Kiosk) -> Iterator[Metric]:
+    """Issue 16: passages (passed, not_passed, forced), exits, tamper, alarm; contacts up.
+    Nothing without ``[[inputs]]``."""
+    for name, kind, documentation, samples in kiosk.turnstile.metric_families():
+        labels = sorted(samples[0][0]) if samples else []
+        rows = [([values[k] for k in labels], value) for values, value in samples]
+        make = _counter if kind == "counter" else _gauge
+        yield make(name, documentation, rows, *labels)
+
+
+class _Families(Collector):
+    """One scrape: the gate's own metrics, then the running kiosk's."""
+
+    def __init__(self, metrics: Metrics, kiosk: Kiosk | None) -> None:
+        self.metrics = metrics
+        self.kiosk = kiosk
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self.metrics.families()
+        if self.kiosk is not None:
+            yield from _gate(self.kiosk)
+            yield from _sources(self.kiosk)
+            yield from _relay(self.kiosk)
+            yield from _turnstile(self.kiosk)

@@ -284,6 +284,9 @@ class Decision:
     latency_ms: float = 0.0
     relay_fault: str | None = None
     """An admission whose door did not open: the relay's fault, for staff to admit by hand."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """The pass's own ``data`` (seat, table...); the screen shows what ``[gate] show_data``
+    names."""
 
     def to_json(self) -> dict[str, Any]:
         """The headless JSON line; keys are a contract for scripts."""

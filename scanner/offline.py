@@ -23,8 +23,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, Priority
 from scanner.errors import (
     APIError,
@@ -34,28 +35,11 @@ from scanner.errors import (
     RequestRejectedError,
 )
 from scanner.journal import Journal
-from scanner.models import Page, PassInfo, Reason, ValidationOutcome, ValidationResult
+from scanner.models import Reason, ValidationOutcome
 
 _log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 100
-
-
-class OfflineClient(Protocol):
-    base_url: str
-
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
-
-    async def honours_idempotency(self) -> bool: ...
-
-    async def list_passes(
-        self,
-        *,
-        page: int = 1,
-        limit: int = 20,
-        template_id: str | None = None,
-        status: str | None = None,
-    ) -> Page[PassInfo]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +84,9 @@ def judge_known(cached: dict[str, Any] | None, unconfirmed: int, now: datetime) 
         )
     uses = int(cached.get("uses_count") or 0) + unconfirmed
     max_uses = cached.get("max_uses")
-    if status == "used" or (max_uses is not None and uses >= int(max_uses)) or unconfirmed:
-        # Offline, a pass gets one admission until the server has confirmed it.
+    if status == "used" or (max_uses is not None and (uses >= int(max_uses) or unconfirmed)):
+        # Offline, a pass with a use limit gets one admission until the server has
+        # confirmed it; an unlimited one has nothing to overspend.
         return OfflineVerdict(
             accepted=False, reason=Reason.USED, message="Already used", holder=holder
         )
@@ -119,7 +104,7 @@ class Catalog:
     """The offline copy of the passes, kept in the journal's database."""
 
     def __init__(
-        self, client: OfflineClient, journal: Journal, budget: Budget, interval_s: float
+        self, client: PassQRApi, journal: Journal, budget: Budget, interval_s: float
     ) -> None:
         self.client = client
         self.journal = journal
@@ -203,7 +188,7 @@ class Replayer:
 
     def __init__(
         self,
-        client: OfflineClient,
+        client: PassQRApi,
         journal: Journal,
         budget: Budget,
         *,

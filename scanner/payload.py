@@ -16,13 +16,20 @@ from scanner.errors import InvalidPayloadError
 #: Longer than any PassQR URL; a QR code can hold kilobytes, a pass never needs them.
 MAX_PAYLOAD_CHARS = 512
 
-_CODE_RE = re.compile(r"PASS-[A-Z0-9]{8}")
+#: A PassQR pass code, upper case: the client's one copy of the pattern (the local
+#: server keeps its own, as it shares nothing with the kiosk but JSON shapes).
+CODE_RE = re.compile(r"PASS-[A-Z0-9]{8}")
 _AIM_RE = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
 
 
 def strip_aim(text: str) -> str:
     """Drop a leading AIM symbology identifier (``]Q1``, ``]C1``...) some scanners add."""
     return _AIM_RE.sub("", text, count=1)
+
+
+def is_pass_code(text: str) -> bool:
+    """Whether `text` is exactly a pass code as PassQR spells it (upper case, no spaces)."""
+    return CODE_RE.fullmatch(text) is not None
 
 
 def _has_control(text: str) -> bool:
@@ -35,10 +42,10 @@ def _code_from_url(text: str) -> str | None:
     except ValueError:
         return None
     for value in parse_qs(parts.query).get("code", []):
-        if _CODE_RE.fullmatch(value.strip().upper()):
+        if CODE_RE.fullmatch(value.strip().upper()):
             return value.strip().upper()
     for segment in reversed([s for s in parts.path.split("/") if s]):
-        if _CODE_RE.fullmatch(segment.upper()):
+        if CODE_RE.fullmatch(segment.upper()):
             return segment.upper()
     return None
 
@@ -70,7 +77,7 @@ def normalise(payload: str) -> str:
             raise InvalidPayloadError("URL without a pass code")
         return code
     code = text.upper()
-    if not _CODE_RE.fullmatch(code):
+    if not CODE_RE.fullmatch(code):
         raise InvalidPayloadError("not a PassQR pass code")
     return code
 

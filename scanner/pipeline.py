@@ -23,27 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, BudgetExhausted, Priority
 from scanner.config import GateConfig, OfflinePolicy
-from scanner.errors import (
-    APIError,
-    AuthenticationError,
-    BadAnswerError,
-    InvalidPayloadError,
-    PlanError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
-)
-from scanner.journal import Journal, JournalFullError, start_of_today
+from scanner.errors import APIError, InvalidPayloadError, RateLimitedError, TransportError
+from scanner.explain import describe
+from scanner.journal import INTERRUPTED_UNASKED, Journal, JournalFullError, start_of_today
 from scanner.models import (
     REASON_TEXT,
     Decision,
@@ -58,47 +49,26 @@ from scanner.models import (
 from scanner.offline import OfflineVerdict, judge_known
 from scanner.payload import normalise, printable
 from scanner.relay import Relay
+from scanner.status import HALTING, GateStatus, ServerState, failure_state, server_status
 
 _log = logging.getLogger(__name__)
 
 
-class Validator(Protocol):
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult: ...
-
-
-class ServerState(enum.StrEnum):
-    UNKNOWN = "unknown"
-    OK = "ok"
-    UNREACHABLE = "unreachable"
-    REJECTED_KEY = "key rejected"
-    NO_PLAN = "plan has no API access"
-    RATE_LIMITED = "rate limited"
-    FAULT = "fault"
-
-
-@dataclass
-class GateStatus:
-    """What the status line shows; updated in place by the gate."""
-
-    server: ServerState = ServerState.UNKNOWN
-    server_detail: str = ""
-    accepted_today: int = 0
-    rejected_today: int = 0
-    ignored_repeats: int = 0
-    in_flight: int = 0
-    last: Decision | None = None
-    day_start: float = 0.0
-    policy: str = "deny"
-    halted: str = ""
-    """Why scanning stopped (a rejected key or plan); empty while scanning."""
-    journal_fault: str = ""
-    """Why the journal cannot take admissions (disk below its reserve, a write failed)."""
-    relay_faults: int = 0
-    """Admissions whose door did not open (since start)."""
-
-
 #: The headline of an admission whose relay failed: the guest must not walk into a shut door.
 DOOR_FAULT_TEXT = "Door did not open - admit by hand"
+#: The line of an admission staff made over a "used" refusal (:meth:`Gate.let_in`).
+LET_IN_TEXT = "Let in by staff"
+
+
+def can_let_in(decision: Decision) -> bool:
+    """Whether staff may overrule this refusal with :meth:`Gate.let_in`.
+
+    Only "used" refusals of a real code: the pass may have been counted for this very
+    guest (a first try without an answer, an offline admission not uploaded yet), and
+    asking PassQR again would count another use or be refused again.
+    """
+    return not decision.accepted and decision.reason is Reason.USED and bool(decision.scan.code)
+
 
 _OUTCOME_REASON = {
     ValidationOutcome.VALID: Reason.VALID,
@@ -141,7 +111,7 @@ class Gate:
         self,
         *,
         config: GateConfig,
-        validator: Validator,
+        validator: PassQRApi,
         journal: Journal,
         relay: Relay,
         policy: OfflinePolicy = "deny",
@@ -174,6 +144,7 @@ class Gate:
         # the screen and the JSON lines tell the gate's story in the order it happened.
         self._one_at_a_time = asyncio.Lock()
         self._answered_at = float("-inf")
+        self._stopping = False
 
     def subscribe(self, listener: Callable[[Decision], None]) -> None:
         """Call ``listener`` on the event loop with every decision (after the relay moved)."""
@@ -226,14 +197,61 @@ class Gate:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def let_in(self, refused: Decision, *, source: str = "staff") -> asyncio.Task[Decision]:
+        """Staff overrule a "used" refusal: the guest is admitted without asking PassQR.
+
+        The admission is a new scan, journaled as manual with what it overruled in its
+        detail, then the relay moves and the listeners are told, as for any admission.
+        Nothing is sent to PassQR and nothing is queued for upload: the use it would
+        count is the one the refusal was about.
+
+        Raises:
+            ValueError: not a refusal staff may overrule (:func:`can_let_in`).
+        """
+        if not can_let_in(refused):
+            raise ValueError(f"staff cannot overrule {refused.reason.value!r}: {refused.message}")
+        scan = Scan(
+            id=new_scan_id(),
+            ts=utcnow(),
+            gate=self.config.name,
+            source=source,
+            raw=refused.scan.raw,
+            code=refused.scan.code,
+            manual=True,
+        )
+        raw = RawScan(source=source, text=refused.scan.raw, at=time.monotonic(), manual=True)
+        verdict = Decision(
+            scan=scan,
+            accepted=True,
+            reason=Reason.VALID,
+            message=LET_IN_TEXT,
+            detail=f"staff overruled: {refused.message}",
+            holder=refused.holder,
+            template=refused.template,
+        )
+        _log.warning("staff let in %s over: %s", printable(scan.code or ""), refused.message)
+        task = asyncio.create_task(
+            self._decide(raw, scan, None, f"\x00staff:{scan.id}", verdict=verdict),
+            name=f"let-in-{scan.id[:8]}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _prune(self, now: float) -> None:
         horizon = now - max(self.config.repeat_ignore_s, 1.0)
         for key in [k for k, t in self._last_seen.items() if t < horizon]:
             del self._last_seen[key]
 
+    async def settle(self) -> None:
+        """Wait until every scan taken so far is decided (the sources ended by themselves)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, grace_s: float | None = None) -> None:
         """Let the scans being decided finish (on shutdown), at most ``grace_s``; then stop
         the rest, which the journal closes as interrupted (never a half-written decision)."""
+        self._stopping = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         left = set(self._tasks)
@@ -247,13 +265,23 @@ class Gate:
     # -- deciding -------------------------------------------------------------------------
 
     async def _decide(
-        self, raw: RawScan, scan: Scan, error: InvalidPayloadError | None, key: str
+        self,
+        raw: RawScan,
+        scan: Scan,
+        error: InvalidPayloadError | None,
+        key: str,
+        *,
+        verdict: Decision | None = None,
     ) -> Decision:
+        """Journal, decide (or take staff's ``verdict``), act, tell."""
         try:
             # Write-ahead: the row is committed before the scan waits for its turn.
             intake_error = await self._intake(scan)
             async with self._one_at_a_time:
-                decision = await self._decide_scan(raw, scan, error, intake_error)
+                if verdict is None or intake_error:
+                    decision = await self._decide_scan(raw, scan, error, intake_error)
+                else:
+                    decision = verdict
                 decision = await self._act(decision, journaled=not intake_error)
         except Exception as err:  # noqa: BLE001 - a bug here must not open the door or crash
             _log.exception("deciding scan %s failed", scan.id)
@@ -329,6 +357,12 @@ class Gate:
     ) -> Decision:
         if intake_error:
             return self._reject(scan, raw, Reason.ERROR, detail=intake_error)
+        if self._stopping:
+            # Shutting down: a scan still queued is closed, never sent (it would use a
+            # pass for a guest the stopping kiosk may not let in).
+            return self._reject(
+                scan, raw, Reason.ERROR, message="Interrupted", detail=INTERRUPTED_UNASKED
+            )
         if error is not None or scan.code is None:
             return self._reject(
                 scan, raw, Reason.INVALID_PAYLOAD, detail=str(error) if error else "no code"
@@ -339,14 +373,12 @@ class Gate:
             )
         if not await self._offline_admissions_settled(scan.code):
             # Admitted offline and the server has not heard of it yet: asking now
-            # would admit the pass a second time, whatever the policy.
-            return self._reject(
-                scan,
-                raw,
-                Reason.USED,
-                detail="admitted offline at this gate; its upload to the server is pending",
-                offline=True,
-            )
+            # would admit the pass a second time, whatever the policy. An unlimited
+            # pass has no use to lose: the offline copy lets it in again.
+            pending = "admitted offline at this gate; its upload to the server is pending"
+            if self.policy == "allow-known" and await self._unlimited_offline(scan.code):
+                return await self._decide_offline(scan, raw, scan.code, pending)
+            return self._reject(scan, raw, Reason.USED, detail=pending, offline=True)
         attempt = _Attempt()
         try:
             result = await self._ask(scan.code, scan.id, attempt)
@@ -379,6 +411,11 @@ class Gate:
         if self._replay_code is None:
             return False
         return await self._replay_code(code)
+
+    async def _unlimited_offline(self, code: str) -> bool:
+        """The offline copy knows the pass and it has no use limit."""
+        cached = await self.journal.cached_pass(code)
+        return cached is not None and cached.get("max_uses") is None
 
     def _journal_refusal(self, scan: Scan, raw: RawScan, why: str) -> Decision:
         """The journal cannot promise a decision row: nothing is sent, nobody is admitted."""
@@ -458,45 +495,32 @@ class Gate:
             template=template,
             uses_left=uses_left,
             latency_ms=self._latency(raw),
+            data=result.pass_.data if result.pass_ else {},
         )
 
     async def _api_failure(
         self, scan: Scan, raw: RawScan, err: APIError, attempt: _Attempt
     ) -> Decision:
-        unknown = " (a try got no answer: it may have counted a use)" if attempt.unanswered else ""
-        if isinstance(err, AuthenticationError | PlanError):
+        """Staff read the failure in :mod:`scanner.explain`'s words; the guest, a reason."""
+        if failure_state(err) is None:
+            return self._reject(scan, raw, Reason.ERROR, detail=describe(err))
+        state, shown = server_status(err)
+        self._server(state, shown)
+        if state in HALTING:
             # A key or plan problem is not a network problem: stop, and tell staff.
-            state = (
-                ServerState.REJECTED_KEY
-                if isinstance(err, AuthenticationError)
-                else (ServerState.NO_PLAN)
-            )
-            why = (
-                "API key rejected"
-                if state is ServerState.REJECTED_KEY
-                else ("plan has no API access")
-            )
-            self._server(state, why)
-            self.status.halted = f"{why}: {err.message}"
+            self.status.halted = describe(err)
             _log.error("scanning stopped: %s", self.status.halted)
             return self._reject(
                 scan, raw, Reason.ERROR, message="Scanner out of service", detail=self.status.halted
             )
-        if isinstance(err, TransportError):
-            self._server(ServerState.UNREACHABLE, err.message)
+        if state is ServerState.UNREACHABLE:
+            # OFFLINE says the summary already: the message says where and how.
             reason, detail = Reason.OFFLINE, err.message
-        elif isinstance(err, RateLimitedError):
-            self._server(ServerState.RATE_LIMITED, f"retry in {err.retry_after:.0f} s")
-            reason, detail = Reason.RATE_LIMITED, err.message
-        elif isinstance(err, BadAnswerError):
-            self._server(ServerState.FAULT, "answer is not PassQR's: check api.base_url")
-            reason, detail = Reason.ERROR, err.message
-        elif isinstance(err, ServerError):
-            self._server(ServerState.FAULT, f"server error {err.status}")
-            reason, detail = Reason.ERROR, f"server error: {err.message}"
         else:
-            return self._reject(scan, raw, Reason.ERROR, detail=f"request refused: {err.message}")
-        detail += unknown
+            reason = Reason.RATE_LIMITED if state is ServerState.RATE_LIMITED else Reason.ERROR
+            detail = describe(err)
+        if attempt.unanswered:
+            detail += " (a try got no answer: it may have counted a use)"
         if self.policy == "deny" or scan.code is None:
             return self._reject(scan, raw, reason, detail=detail, offline=reason is Reason.OFFLINE)
         return await self._decide_offline(scan, raw, scan.code, detail)

@@ -16,23 +16,29 @@ import sqlite3
 from collections.abc import Callable
 
 from scanner.api import PassQRClient
-from scanner.budget import Bucket, Budget, BudgetLimits, Priority
-from scanner.config import Config, KeyboardSourceConfig
-from scanner.errors import APIError, AuthenticationError, PlanError, TransportError
+from scanner.api_protocol import PassQRApi
+from scanner.budget import Bucket, Budget, Priority
+from scanner.config import Config, KeyboardSourceConfig, parse_listen
+from scanner.errors import APIError
 from scanner.gpio_input import build_inputs
 from scanner.journal import Journal
-from scanner.metrics import Metrics, parse_listen
+from scanner.metrics import Metrics
 from scanner.models import RawScan, utcnow
 from scanner.offline import Catalog, Replayer
-from scanner.pipeline import Gate, ServerState, Validator
+from scanner.pipeline import Gate
 from scanner.relay import Relay, build_channel_twin, build_relay
 from scanner.sound import AlsaSink, BellSink, Cue, RelaySink, Sink, Sounder
 from scanner.sources import KeyboardSource, Source, build_source
+from scanner.status import ServerState, server_status
 from scanner.turnstile import Turnstile
 
 _log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 60.0
+"""How often the server is probed while it answers."""
+PROBE_RETRY_S = 3.0
+"""How often it is probed while it does not (unreachable, refusing, faulty): the gate
+shows it back within seconds of its return, not at the next minute."""
 RETENTION_INTERVAL_S = 3600.0
 
 
@@ -54,18 +60,12 @@ class Kiosk:
         *,
         api_key: str,
         headless: bool = False,
-        client: PassQRClient | None = None,
+        client: PassQRApi | None = None,
         relay: Relay | None = None,
         sources: list[Source] | None = None,
     ) -> None:
         self.config = config
-        self.client = client or PassQRClient(
-            config.api.base_url,
-            api_key,
-            timeout_s=config.api.timeout_s,
-            allow_insecure_http=config.api.allow_insecure_http,
-            ca_file=config.api.ca_file,
-        )
+        self.client: PassQRApi = client or PassQRClient.from_config(config.api, api_key)
         self.journal = Journal(config.journal.path)
         self.relay = relay or build_relay(config.relay)
         self.sources = (
@@ -73,22 +73,15 @@ class Kiosk:
             if sources is not None
             else [build_source(s, headless=headless) for s in config.sources]
         )
-        validator: Validator = self.client
         api = config.api
-        self.budget = Budget(
-            BudgetLimits(
-                validate_per_min=api.validate_per_min,
-                read_per_min=api.read_per_min,
-                write_per_min=api.write_per_min,
-            )
-        )
+        self.budget = Budget.from_config(api)
         self.replayer = Replayer(self.client, self.journal, self.budget)
         self.catalog = Catalog(
             self.client, self.journal, self.budget, config.offline.sync_interval_s
         )
         self.gate = Gate(
             config=config.gate,
-            validator=validator,
+            validator=self.client,
             journal=self.journal,
             relay=self.relay,
             policy=config.offline.policy,
@@ -196,14 +189,8 @@ class Kiosk:
         asked_at = self.gate.now()
         try:
             await self.client.list_templates(limit=1)
-        except AuthenticationError:
-            self.gate.note_server(ServerState.REJECTED_KEY, "API key rejected", asked_at=asked_at)
-        except PlanError:
-            self.gate.note_server(ServerState.NO_PLAN, "plan has no API access", asked_at=asked_at)
-        except TransportError as err:
-            self.gate.note_server(ServerState.UNREACHABLE, err.message, asked_at=asked_at)
         except APIError as err:
-            self.gate.note_server(ServerState.FAULT, err.message, asked_at=asked_at)
+            self.gate.note_server(*server_status(err), asked_at=asked_at)
         else:
             self.gate.note_server(ServerState.OK, asked_at=asked_at)
             self.replayer.wake()
@@ -231,9 +218,16 @@ class Kiosk:
             await asyncio.sleep(RETENTION_INTERVAL_S)
 
     async def _probe_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self.probe()
-            await asyncio.sleep(PROBE_INTERVAL_S)
+            # Every PROBE_INTERVAL_S while the server is OK; every PROBE_RETRY_S from
+            # the moment a scan or a probe finds it is not.
+            due = loop.time() + PROBE_INTERVAL_S
+            while True:
+                await asyncio.sleep(PROBE_RETRY_S)
+                if self.gate.status.server is not ServerState.OK or loop.time() >= due:
+                    break
 
     async def stop(self) -> None:
         """Stop reading, let scans in flight finish (bounded), relay OFF, close everything."""

@@ -1,4 +1,5 @@
-"""Turning SIGTERM and SIGINT into an event, so every exit path runs the same cleanup."""
+"""Turning SIGTERM, SIGINT and the other terminating signals into an event, so every exit
+path runs the same cleanup (the relay's final OFF above all)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Every signal whose default action would end the process without the relay's final OFF.
+#: (SIGKILL cannot be caught: only a board's own timer closes the door after it.)
+STOP_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+)
 
 
 @contextlib.contextmanager

@@ -38,7 +38,8 @@ from typing import Any
 
 from scanner.config import GateConfig
 from scanner.gpio_input import GpioInput
-from scanner.journal import TURNSTILE_COUNTS, Journal, start_of_today
+from scanner.journal import Journal, start_of_today
+from scanner.journal_events import TURNSTILE_COUNTS
 from scanner.models import Decision, utcnow
 from scanner.relay import Relay
 from scanner.sources.base import SourceState

@@ -45,6 +45,16 @@ def blurred(gray: Gray) -> Gray:
     return cast(Gray, cv2.GaussianBlur(gray, (5, 5), 0))
 
 
+def _fallback_builders() -> Mapping[str, Callable[[], Decoder]]:
+    """The backends ``auto`` chains, from their own modules: the package face
+    (:data:`scanner.decode.BUILDERS`) builds ``auto`` itself, so asking it back would
+    be an import circle."""
+    from scanner.decode.opencv import OpenCvDecoder
+    from scanner.decode.zbar import ZbarDecoder
+
+    return {"zxing": ZxingDecoder, "zbar": ZbarDecoder, "opencv": OpenCvDecoder}
+
+
 class AutoDecoder(Decoder):
     """The measured best chain (see the module docstring).
 
@@ -66,9 +76,7 @@ class AutoDecoder(Decoder):
         builders: Mapping[str, Callable[[], Decoder]] | None = None,
     ) -> None:
         super().__init__()
-        from scanner.decode import BUILDERS
-
-        makers = builders if builders is not None else BUILDERS
+        makers = builders if builders is not None else _fallback_builders()
         self.zxing: ZxingDecoder | None = None
         reasons: list[str] = []
         try:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scanner import exitcodes
 from scanner.decode import DECODER_NAMES
 from scanner.payload import printable
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from scanner.decode import Gray
 
 PROG = "passqr-scanner decode"
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the chosen backend's library is missing
+EXIT_UNAVAILABLE = exitcodes.UNAVAILABLE  # the chosen backend's library is missing
 
 
 class UnreadableImage(Exception):

@@ -1,7 +1,9 @@
-"""Managing passes and templates from the scanner: the ``passes``, ``templates`` and
-``validate`` commands (:mod:`scanner.manage.cli`), the CSV importer, printable QR
-codes, and the pass search behind the kiosk's staff screen (:mod:`scanner.manage.search`).
+"""Managing passes and templates from the command line: the ``passes``, ``templates`` and
+``validate`` commands (:mod:`scanner.manage.cli`), their output, the CSV importer and
+printable QR codes.
 
-Nothing here imports Textual: the staff screen (:mod:`scanner.ui.staff`) sits on top,
-and the commands work on a machine without a screen.
+Only commands live here. What the kiosk shares with them is in the core: paging and
+retrying within the budget (:mod:`scanner.remote`), the pass search
+(:mod:`scanner.search`) and the words for errors (:mod:`scanner.explain`). The UI
+never imports this package (an import-linter contract says so).
 """

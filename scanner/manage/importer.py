@@ -1,9 +1,9 @@
 """Bulk creation of passes from a CSV guest list, resumable and never twice.
 
-The file is read and checked whole before anything is sent, so every bad row is
-reported up front with its line number; the good rows are then created one at a
-time within the write budget (PassQR allows 60 writes a minute: 500 guests take
-about nine minutes).
+The file is read and checked whole before anything is sent
+(:mod:`scanner.manage.guestlist`), so every bad row is reported up front with its
+line number; the good rows are then created one at a time within the write budget
+(PassQR allows 60 writes a minute: 500 guests take about nine minutes).
 
 Nothing is lost when a run stops half-way (Ctrl+C, ``kill``, a power cut):
 
@@ -22,14 +22,11 @@ import csv
 import io
 import json
 import os
-import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,259 +36,22 @@ from scanner.errors import (
     BadAnswerError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
     ServerError,
     TransportError,
 )
-from scanner.manage.remote import Remote, describe
+from scanner.explain import describe
+from scanner.manage.guestlist import CsvFileError, Row, RowError
 from scanner.models import PassInfo
+from scanner.payload import is_pass_code
+from scanner.remote import Remote
 
-#: The columns with a meaning of their own; every other column goes into ``data``.
-PASS_COLUMNS = ("holder_name", "holder_email", "max_uses", "expires_at")
 #: The results file's columns.
 RESULT_COLUMNS = ("line", "code", "id", "status", "holder_name", "holder_email")
-
 #: Namespace of the idempotency keys (uuid5): fixed, so a rerun derives the same keys.
 KEY_NAMESPACE = uuid.UUID("6f1c1d2e-54a8-4bb8-9d0a-3c6f4a5e2b71")
-
-MAX_NAME = 200
-MAX_EMAIL = 254
-MAX_USES = 1_000_000_000
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_CODE_RE = re.compile(r"^PASS-[A-Z0-9]{8}$")
-_UNLIMITED = {"", "unlimited", "none", "null", "-"}
-
-
-class CsvFileError(Exception):
-    """The file as a whole cannot be imported (unreadable, not UTF-8, no usable header)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Row:
-    """One guest, checked: what ``POST /passes`` will get."""
-
-    line: int
-    holder_name: str | None = None
-    holder_email: str | None = None
-    max_uses: int | None = None
-    expires_at: str | None = None
-    data: Mapping[str, str] = field(default_factory=dict)
-
-    def body(self, template_id: str) -> dict[str, Any]:
-        """The request body (absent values left out, as the client sends it)."""
-        body: dict[str, Any] = {"template_id": template_id}
-        for key in PASS_COLUMNS:
-            value = getattr(self, key)
-            if value is not None:
-                body[key] = value
-        if self.data:
-            body["data"] = dict(self.data)
-        return body
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CsvContent:
-    rows: list[Row]
-    errors: list[RowError]
-    warnings: list[str]
-
-
-def _key(header: str) -> str:
-    return "_".join(header.strip().lower().replace("-", " ").split())
-
-
-def parse_expiry(text: str, now: datetime | None = None) -> str:
-    """An ISO 8601 date or date-time as PassQR's UTC timestamp (``...Z``).
-
-    A date alone means the end of that day; a time without a zone is local time.
-
-    Raises:
-        ValueError: not a date, or already past.
-    """
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, dtime(23, 59, 59)).astimezone()
-        else:
-            moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.astimezone()
-    except ValueError:
-        raise ValueError(
-            f"expires_at {text!r} is not a date (2025-12-31) or date-time (2025-12-31T23:00:00Z)"
-        ) from None
-    if moment <= (now or datetime.now(UTC)):
-        raise ValueError(f"expires_at {text!r} is already past")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _has_control(text: str) -> bool:
-    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text)
-
-
-def name_value(text: str) -> str | None:
-    """A holder name: trimmed, empty is none.
-
-    Raises:
-        ValueError: too long, or with control characters.
-    """
-    name = text.strip() or None
-    if name is not None:
-        if len(name) > MAX_NAME:
-            raise ValueError(f"holder_name is longer than {MAX_NAME} characters")
-        if _has_control(name):
-            raise ValueError("holder_name contains control characters")
-    return name
-
-
-def email_value(text: str) -> str | None:
-    """An e-mail address: trimmed, empty is none.
-
-    Raises:
-        ValueError: not an address.
-    """
-    email = text.strip() or None
-    if email is not None and (len(email) > MAX_EMAIL or not _EMAIL_RE.match(email)):
-        raise ValueError(f"holder_email {email!r} is not an e-mail address")
-    return email
-
-
-def uses_value(text: str) -> int | None:
-    """``max_uses``: a whole number from 1; empty (or ``unlimited``) is unlimited.
-
-    Raises:
-        ValueError: anything else.
-    """
-    raw = text.strip()
-    if raw.lower() in _UNLIMITED:
-        return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_USES:
-        raise ValueError(
-            f"max_uses {raw!r} is not a whole number from 1 to {MAX_USES} "
-            "(leave it empty for unlimited)"
-        )
-    return int(raw)
-
-
-def parse_row(line: int, values: Mapping[str, str], now: datetime | None = None) -> Row:
-    """Check one row's values (keyed by the header's own spelling, already mapped).
-
-    Raises:
-        ValueError: the first thing wrong with the row.
-    """
-    if not any(v.strip() for v in values.values()):
-        raise ValueError("empty row")
-    raw_expiry = values.get("expires_at", "").strip()
-    data = {k[5:] if k.startswith("data.") else k: v for k, v in values.items()}
-    return Row(
-        line=line,
-        holder_name=name_value(values.get("holder_name", "")),
-        holder_email=email_value(values.get("holder_email", "")),
-        max_uses=uses_value(values.get("max_uses", "")),
-        expires_at=parse_expiry(raw_expiry, now) if raw_expiry else None,
-        data={k: v for k, v in data.items() if k not in PASS_COLUMNS and v != ""},
-    )
-
-
-def read_csv(path: Path, *, now: datetime | None = None) -> CsvContent:
-    """Read and check a guest list: every good row, every bad row's error.
-
-    Line numbers are the file's own (the header is line 1), as a spreadsheet shows them.
-
-    Raises:
-        CsvFileError: the file cannot be read, is not UTF-8, or has no usable header.
-    """
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            text = stream.read()
-    except UnicodeDecodeError as err:
-        raise CsvFileError(f"{path}: not UTF-8 text (save it as 'CSV UTF-8')") from err
-    except OSError as err:
-        raise CsvFileError(f"{path}: cannot read ({err.strerror or err})") from err
-    first = text.split("\n", 1)[0]
-    delimiter = ","
-    if "," not in first:
-        delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CsvFileError(f"{path}: the file is empty") from None
-    except csv.Error as err:
-        raise CsvFileError(f"{path}: line 1: {err}") from err
-    names = _column_names(path, header)
-    warnings = _column_warnings(names)
-    rows: list[Row] = []
-    errors: list[RowError] = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            errors.append(RowError(line, f"not valid CSV ({err})"))
-            break
-        if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-            errors.append(
-                RowError(line, f"{len(values)} fields, but the header names {len(header)}")
-            )
-        else:
-            mapped = {names[i]: value for i, value in enumerate(values[: len(header)]) if names[i]}
-            try:
-                rows.append(parse_row(line, mapped, now))
-            except ValueError as err:
-                errors.append(RowError(line, str(err)))
-        line = reader.line_num + 1
-    return CsvContent(rows=rows, errors=errors, warnings=warnings)
-
-
-def _column_names(path: Path, header: Sequence[str]) -> list[str]:
-    """Known columns in their canonical spelling, ``data.`` columns and others as written."""
-    names: list[str] = []
-    data_keys: set[str] = set()
-    for raw in header:
-        key = _key(raw)
-        if key in PASS_COLUMNS:
-            name = key
-            if name in names:
-                raise CsvFileError(f"{path}: line 1: column {raw.strip()!r} appears twice")
-        else:
-            name = raw.strip()
-            if not name:
-                names.append("")
-                continue
-            if key in ("template_id",):
-                raise CsvFileError(
-                    f"{path}: line 1: column {raw.strip()!r}: the template comes from --template"
-                )
-            data_key = name[5:] if name.startswith("data.") else name
-            if not data_key or data_key in data_keys:
-                raise CsvFileError(f"{path}: line 1: data column {name!r} appears twice or empty")
-            data_keys.add(data_key)
-        names.append(name)
-    if not any(names):
-        raise CsvFileError(f"{path}: line 1: no column names")
-    return names
-
-
-def _column_warnings(names: list[str]) -> list[str]:
-    out = []
-    for name, meant in (("name", "holder_name"), ("email", "holder_email")):
-        if meant not in names and any(_key(n) == name for n in names):
-            out.append(f"column {name!r} goes into the pass's data; did you mean {meant!r}?")
-    return out
 
 
 # -- the results file ---------------------------------------------------------------------
@@ -348,7 +108,7 @@ class ResultsFile:
             except ValueError:
                 continue
             code = record.get("code") or ""
-            if not _CODE_RE.match(code) or not record.get("id"):
+            if not is_pass_code(code) or not record.get("id"):
                 continue
             out[line] = Recorded(
                 line=line,
@@ -485,7 +245,14 @@ class ImportReport:
 
 
 #: Errors after which no further row can succeed: the run stops (and can be resumed).
-_FATAL = (AuthenticationError, PlanError, TransportError, BadAnswerError, RateLimitedError)
+_FATAL = (
+    AuthenticationError,
+    PlanError,
+    PlanLimitError,
+    TransportError,
+    BadAnswerError,
+    RateLimitedError,
+)
 
 
 def _same_guest(row: Row, recorded: Recorded) -> bool:
@@ -526,6 +293,48 @@ async def import_rows(
         later row could survive ends the run and is in ``report.stopped``.
     """
     report.rows = len(rows)
+    todo = _still_to_create(rows, recorded, report, on_error)
+    left = len(todo)
+    if on_progress is not None:
+        on_progress(report, left)
+    for sent, row in enumerate(todo):
+        if stop_after is not None and sent >= stop_after:
+            report.held_back = left
+            break
+        key = idempotency_key(source, template_id, row)
+        try:
+            info = await remote.call(
+                Bucket.WRITE, _creator(remote, report, template_id, row, key), retries=4
+            )
+        except _FATAL as err:
+            report.stopped = f"line {row.line}: {describe(err)}"
+            break
+        except (RequestRejectedError, NotFoundError, ServerError) as err:
+            _failed(report, RowError(row.line, describe(err, "template")), on_error)
+        else:
+            results.record(row.line, info)
+            report.created.append((row.line, info))
+        left -= 1
+        if on_progress is not None:
+            on_progress(report, left)
+    return report
+
+
+def _failed(
+    report: ImportReport, error: RowError, on_error: Callable[[RowError], None] | None
+) -> None:
+    report.failed.append(error)
+    if on_error is not None:
+        on_error(error)
+
+
+def _still_to_create(
+    rows: Sequence[Row],
+    recorded: Mapping[int, Recorded],
+    report: ImportReport,
+    on_error: Callable[[RowError], None] | None,
+) -> list[Row]:
+    """The rows no earlier run created; a line the results file gives another guest fails."""
     todo: list[Row] = []
     for row in rows:
         earlier = recorded.get(row.line)
@@ -534,56 +343,34 @@ async def import_rows(
         elif _same_guest(row, earlier):
             report.skipped += 1
         else:
-            error = RowError(
-                row.line,
-                f"the results file lists {earlier.code} for this line, made for "
-                f"{earlier.holder_name or earlier.holder_email or 'another guest'!r}: "
-                "the file has changed since; fix it or use a new --results file",
+            who = earlier.holder_name or earlier.holder_email or "another guest"
+            message = (
+                f"the results file lists {earlier.code} for this line, made for {who!r}: "
+                "the file has changed since; fix it or use a new --results file"
             )
-            report.failed.append(error)
-            if on_error is not None:
-                on_error(error)
+            _failed(report, RowError(row.line, message), on_error)
+    return todo
+
+
+def _creator(
+    remote: Remote, report: ImportReport, template_id: str, row: Row, key: str
+) -> Callable[[], Awaitable[PassInfo]]:
+    """One row's create, as :meth:`Remote.call` tries it (the same key on every try)."""
     client = remote.client
-    left = len(todo)
-    if on_progress is not None:
-        on_progress(report, left)
-    sent = 0
-    for row in todo:
-        if stop_after is not None and sent >= stop_after:
-            report.held_back = left
-            break
-        key = idempotency_key(source, template_id, row)
 
-        async def create(row: Row = row, key: str = key) -> PassInfo:
-            report.sent_at.append(time.monotonic())  # the budget slot was just taken
-            return await client.create_pass(
-                template_id=template_id,
-                holder_name=row.holder_name,
-                holder_email=row.holder_email,
-                max_uses=row.max_uses,
-                expires_at=row.expires_at,
-                data=row.data or None,
-                idempotency_key=key,
-            )
+    async def create() -> PassInfo:
+        report.sent_at.append(time.monotonic())  # the budget slot was just taken
+        return await client.create_pass(
+            template_id=template_id,
+            holder_name=row.holder_name,
+            holder_email=row.holder_email,
+            max_uses=row.max_uses,
+            expires_at=row.expires_at,
+            data=row.data or None,
+            idempotency_key=key,
+        )
 
-        sent += 1
-        try:
-            info = await remote.call(Bucket.WRITE, create, retries=4)
-        except _FATAL as err:
-            report.stopped = f"line {row.line}: {describe(err)}"
-            break
-        except (RequestRejectedError, NotFoundError, ServerError) as err:
-            error = RowError(row.line, describe(err, "template"))
-            report.failed.append(error)
-            if on_error is not None:
-                on_error(error)
-        else:
-            results.record(row.line, info)
-            report.created.append((row.line, info))
-        left -= 1
-        if on_progress is not None:
-            on_progress(report, left)
-    return report
+    return create
 
 
 def eta_s(

@@ -23,13 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from scanner.models import PassInfo
+from scanner.payload import is_pass_code
 
 QrFormat = Literal["png", "svg"]
 
 QUIET_MODULES = 4
 """The quiet zone the QR standard asks for, in modules."""
 
-_CODE_RE = re.compile(r"^PASS-[A-Z0-9]{8}$")
 
 _SPECIAL = {
     "ß": "ss",
@@ -237,7 +237,7 @@ def svg_document(info: PassInfo, *, scale: int = 10) -> str:
 
 def _checked_code(info: PassInfo) -> str:
     code = (info.code or "").upper()
-    if not _CODE_RE.match(code):
+    if not is_pass_code(code):
         raise QrError(f"{code or 'a pass'}: not a PassQR code; no file written for it")
     return code
 

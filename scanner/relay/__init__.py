@@ -1,63 +1,48 @@
-"""Relay drivers: one interface, one module per board, built from ``[relay]``."""
+"""Relay drivers: one interface, one module per board, built from ``[relay]``.
+
+A board's module declares its kind (:class:`RelayKind`: channels, builder, rules)
+beside its driver; :data:`RELAY_KINDS` below makes it known, one line per kind.
+Light on import: pyserial loads when a port is first opened, gpiozero when a
+``gpio`` relay is built.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
-from scanner.config import RelayConfig
 from scanner.errors import ConfigError
+from scanner.registry import Registry
+from scanner.relay import commands, gpio, hw667, kmtronic, lcus, none, numato
 from scanner.relay.base import LockKind, Relay, RelayState
 from scanner.relay.commands import CommandRelay
+from scanner.relay.gpio import GpioRelay
 from scanner.relay.hw667 import Hw667Relay
+from scanner.relay.kind import RelayConfig, RelayKind
 from scanner.relay.kmtronic import KmtronicRelay
 from scanner.relay.lcus import LcusRelay
 from scanner.relay.none import NoRelay
 from scanner.relay.numato import NumatoRelay
 from scanner.relay.serial_board import SerialRelay
 
-_BOARDS: dict[str, type[SerialRelay]] = {
-    "lcus": LcusRelay,
-    "numato": NumatoRelay,
-    "kmtronic": KmtronicRelay,
-    "hw667": Hw667Relay,
-}
+#: Every relay kind, by ``[relay] type``: a new board is one module and one line here.
+RELAY_KINDS: Registry[RelayKind] = Registry("relay type")
+RELAY_KINDS.register(none.KIND)
+RELAY_KINDS.register(lcus.KIND)
+RELAY_KINDS.register(numato.KIND)
+RELAY_KINDS.register(kmtronic.KIND)
+RELAY_KINDS.register(hw667.KIND)
+RELAY_KINDS.register(commands.ASCII)
+RELAY_KINDS.register(commands.HEX)
+RELAY_KINDS.register(gpio.KIND)
 
 
 def build_relay(config: RelayConfig) -> Relay:
     """The driver for ``[relay] type``; nothing is opened until :meth:`Relay.start`.
 
     Raises:
-        ConfigError: an ``ascii``/``hex`` command that cannot be rendered; gpiozero missing.
+        ConfigError: an unknown type, or an ``ascii``/``hex`` command that cannot be rendered.
     """
-    if config.type == "none":
-        return NoRelay(pulse_ms=config.pulse_ms)
-    if config.type == "gpio":  # issue 16; gpiozero is imported only for this type
-        from scanner.relay.gpio import GpioRelay
-
-        assert config.pin is not None  # checked when the config was loaded
-        return GpioRelay(config.pin, active_low=config.active_low, pulse_ms=config.pulse_ms)
-    assert config.port is not None  # checked when the config was loaded
-    common = {
-        "channel": config.channel,
-        "pulse_ms": config.pulse_ms,
-        "baudrate": config.baudrate,
-        "open_delay_ms": config.open_delay_ms,
-    }
-    if config.type in ("ascii", "hex"):
-        assert config.on_command is not None
-        assert config.off_command is not None
-        return CommandRelay(
-            config.port,
-            on_command=config.on_command,
-            off_command=config.off_command,
-            hex_bytes=config.type == "hex",
-            **common,
-        )
-    return _BOARDS[config.type](config.port, **common)
-
-
-#: Boards with more than one channel, whose other channels can drive a buzzer.
-MULTI_CHANNEL = ("lcus", "numato", "kmtronic", "ascii", "hex")
+    return RELAY_KINDS.lookup(config.type, "relay.type").build(config)
 
 
 def build_channel_twin(config: RelayConfig, door: Relay, channel: int) -> Relay:
@@ -68,7 +53,8 @@ def build_channel_twin(config: RelayConfig, door: Relay, channel: int) -> Relay:
     Raises:
         ConfigError: the door relay's board has a single channel, or is none.
     """
-    if config.type not in MULTI_CHANNEL or not isinstance(door, SerialRelay):
+    kind = RELAY_KINDS.lookup(config.type, "relay.type")
+    if kind.most_channels < 2 or not isinstance(door, SerialRelay):
         raise ConfigError(
             f"sound.channel: relay type {config.type!r} has no second channel for a buzzer"
         )
@@ -81,7 +67,9 @@ def build_channel_twin(config: RelayConfig, door: Relay, channel: int) -> Relay:
 
 
 __all__ = [
+    "RELAY_KINDS",
     "CommandRelay",
+    "GpioRelay",
     "Hw667Relay",
     "KmtronicRelay",
     "LcusRelay",
@@ -89,8 +77,10 @@ __all__ = [
     "NoRelay",
     "NumatoRelay",
     "Relay",
+    "RelayConfig",
+    "RelayKind",
     "RelayState",
-    "build_channel_twin",
     "SerialRelay",
+    "build_channel_twin",
     "build_relay",
 ]

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from scanner.config import RelayConfig
-from scanner.relay import Relay, RelayState, SerialRelay, build_relay
+from scanner.relay import Relay, RelayConfig, RelayState, SerialRelay, build_relay
 from scanner.relay.gpio import GpioRelay
 from scanner.signals import stop_on_signals
 

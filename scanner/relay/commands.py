@@ -8,6 +8,7 @@ bytes written as hex digits (``"A0 {channel:02X} 01 A2"``).
 from __future__ import annotations
 
 from scanner.errors import ConfigError
+from scanner.relay.kind import RelayConfig, RelayKind
 from scanner.relay.serial_board import SerialRelay
 
 
@@ -58,3 +59,34 @@ class CommandRelay(SerialRelay):
 
     def frame(self, on: bool) -> bytes:
         return self._on if on else self._off
+
+
+def _check(config: RelayConfig) -> None:
+    for key in ("on_command", "off_command"):
+        command = getattr(config, key)
+        if not command:
+            raise ConfigError(f"relay.{key}: required for relay type {config.type!r}")
+        try:
+            render(command, config.channel, hex_bytes=config.type == "hex")
+        except ConfigError as err:
+            raise ConfigError(f"relay.{key}: {err}") from err
+
+
+def _build(config: RelayConfig) -> CommandRelay:
+    assert config.port is not None  # checked when the config was loaded
+    assert config.on_command is not None
+    assert config.off_command is not None
+    return CommandRelay(
+        config.port,
+        on_command=config.on_command,
+        off_command=config.off_command,
+        hex_bytes=config.type == "hex",
+        channel=config.channel,
+        pulse_ms=config.pulse_ms,
+        baudrate=config.baudrate,
+        open_delay_ms=config.open_delay_ms,
+    )
+
+
+ASCII = RelayKind(name="ascii", build=_build, takes_commands=True, check=_check)
+HEX = RelayKind(name="hex", build=_build, takes_commands=True, check=_check)

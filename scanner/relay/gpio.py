@@ -16,7 +16,9 @@ from collections import deque
 from typing import Any
 
 from scanner import gpio
+from scanner.errors import ConfigError
 from scanner.relay.base import Relay
+from scanner.relay.kind import RelayConfig, RelayKind
 
 _log = logging.getLogger(__name__)
 
@@ -110,3 +112,21 @@ class GpioRelay(Relay):
     def _release(self) -> None:
         with self._io_lock:
             self._drop()
+
+
+def _check(config: RelayConfig) -> None:
+    if config.pin is None:
+        raise ConfigError("pin: required for relay type 'gpio'")
+    if config.port is not None:
+        raise ConfigError("port: relay type 'gpio' has no port (set relay.pin)")
+
+
+def _build(config: RelayConfig) -> GpioRelay:
+    assert config.pin is not None  # checked when the config was loaded
+    return GpioRelay(config.pin, active_low=config.active_low, pulse_ms=config.pulse_ms)
+
+
+#: One relay on one line: no port, no second channel (a buzzer needs a board).
+KIND = RelayKind(
+    name="gpio", build=_build, channels=1, needs_port=False, takes_pin=True, check=_check
+)

@@ -7,6 +7,7 @@ well, so a shorter pulse ends on time; a longer one is capped at 1 s by the boar
 
 from __future__ import annotations
 
+from scanner.relay.kind import RelayKind, serial_board
 from scanner.relay.serial_board import SerialRelay
 
 ON_TIMED = b"\xcc"
@@ -20,3 +21,6 @@ class Hw667Relay(SerialRelay):
 
     def frame(self, on: bool) -> bytes:
         return ON_TIMED if on else OFF
+
+
+KIND = RelayKind(name="hw667", channels=1, build=serial_board(Hw667Relay))

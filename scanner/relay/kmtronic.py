@@ -7,11 +7,14 @@ whose firmware stays silent are accepted as they are.
 from __future__ import annotations
 
 import logging
-
-import serial
+from typing import TYPE_CHECKING
 
 from scanner.errors import RelayError
+from scanner.relay.kind import RelayKind, serial_board
 from scanner.relay.serial_board import SerialRelay
+
+if TYPE_CHECKING:
+    import serial
 
 _log = logging.getLogger(__name__)
 
@@ -39,3 +42,6 @@ class KmtronicRelay(SerialRelay):
                 f"KMTronic board reports channel {self.channel} "
                 f"{'on' if answer[2] else 'off'} after {'ON' if on else 'OFF'}"
             )
+
+
+KIND = RelayKind(name="kmtronic", channels=8, build=serial_board(KmtronicRelay))

@@ -5,6 +5,7 @@ Some answer ``FF``, many say nothing, so nothing is read back.
 
 from __future__ import annotations
 
+from scanner.relay.kind import RelayKind, serial_board
 from scanner.relay.serial_board import SerialRelay
 
 
@@ -19,3 +20,6 @@ class LcusRelay(SerialRelay):
 
     def frame(self, on: bool) -> bytes:
         return lcus_frame(self.channel, on)
+
+
+KIND = RelayKind(name="lcus", channels=8, build=serial_board(LcusRelay))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scanner.relay.base import Relay
+from scanner.relay.kind import RelayConfig, RelayKind
 
 
 class NoRelay(Relay):
@@ -10,3 +11,10 @@ class NoRelay(Relay):
 
     def _switch(self, on: bool) -> None:
         """Nothing to drive."""
+
+
+def _build(config: RelayConfig) -> NoRelay:
+    return NoRelay(pulse_ms=config.pulse_ms)
+
+
+KIND = RelayKind(name="none", build=_build, needs_port=False)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import string
-
-import serial
+from typing import TYPE_CHECKING
 
 from scanner.errors import RelayError
+from scanner.relay.kind import RelayKind, serial_board
 from scanner.relay.serial_board import SerialRelay
+
+if TYPE_CHECKING:
+    import serial
 
 _log = logging.getLogger(__name__)
 
@@ -60,3 +63,6 @@ class NumatoRelay(SerialRelay):
                 f"Numato board reports relay {index} {'on' if state else 'off'} "
                 f"after {'ON' if on else 'OFF'}"
             )
+
+
+KIND = RelayKind(name="numato", channels=32, build=serial_board(NumatoRelay))

@@ -13,11 +13,13 @@ import threading
 import time
 from abc import abstractmethod
 from collections import deque
-
-import serial
+from typing import TYPE_CHECKING
 
 from scanner.errors import RelayError
 from scanner.relay.base import Relay
+
+if TYPE_CHECKING:
+    import serial
 
 _log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class SerialRelay(Relay):
         self.check(port, on)
 
     def _open(self) -> serial.Serial:
+        import serial  # here, not at the top: validating a config never loads pyserial
+
         port = serial.Serial(
             self.port, self.baudrate, timeout=0.05, write_timeout=1.0, exclusive=True
         )
@@ -119,6 +123,8 @@ class SerialRelay(Relay):
         return port
 
     def _switch(self, on: bool) -> None:
+        import serial
+
         owner = self._owner
         with owner._io_lock:
             if owner._serial is None:
@@ -132,6 +138,8 @@ class SerialRelay(Relay):
                 raise
 
     def _drop(self) -> None:
+        import serial
+
         port, self._serial = self._serial, None
         if port is not None:
             try:

@@ -2,8 +2,10 @@
 
 Order of checks for a request: rate limit (middleware, before anything else),
 route and method (404/405), authentication (401/403), query string, path
-parameters, headers and body (400/415/413), then the store (404/409/422, or
-503 when another process holds the write lock too long). Every answer,
+parameters, headers and body (400/415/413), the plan (402), then the store
+(404/409/422, 402 past the plan's pass quota, or 503 when another process
+holds the write lock too long). Every store call names the business of the
+request's key: nothing of another business is ever read or changed. Every answer,
 including Starlette's own 404/405 and unexpected failures, is JSON:
 `{"data": ...}` on success and `{"error", "message"}` otherwise; the HTTP
 layer's own refusals (`protocol`) use the same envelope.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scanner.server import openapi
-from scanner.server.auth import ApiKey, KeyCache, hash_key, key_from_header
+from scanner.server.auth import (
+    DEFAULT_PASS_QUOTAS,
+    PLANS,
+    ApiKey,
+    KeyCache,
+    hash_key,
+    key_from_header,
+)
 from scanner.server.database import Database
 from scanner.server.errors import (
     ERROR_TYPES,
@@ -35,33 +44,31 @@ from scanner.server.errors import (
     ConflictError,
     DatabaseBusyError,
     NotFoundError,
+    QuotaError,
     StoreError,
     UnknownTemplateError,
-    bad_request,
     shown,
+)
+from scanner.server.fields import (
+    PASS_CREATE_FIELDS,
+    PASS_UPDATE_FIELDS,
+    TEMPLATE_FIELDS,
+    VALIDATE_FIELDS,
+    names,
+    read,
 )
 from scanner.server.ratelimit import RateLimitMiddleware, RateLimits
 from scanner.server.store import IdempotencyMismatchError, IdempotencyScope, Operation, Store, dumps
 from scanner.server.validation import (
     MAX_BODY_BYTES,
-    MAX_CODE_LENGTH,
-    SETTABLE_STATUSES,
     canonical_json,
-    color_field,
-    email_field,
     idempotency_key,
     json_media_type,
-    list_of_objects_field,
-    max_uses_field,
     normalise_code,
-    object_field,
     page_params,
     parse_object,
     parse_query,
     status_param,
-    string_field,
-    timestamp_field,
-    url_field,
     uuid_value,
 )
 
@@ -73,25 +80,16 @@ _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="passqr"'}
 #: Seconds a client is told to wait after the database was busy (503).
 _BUSY_RETRY_AFTER = 1
 
-_PASS_CREATE_FIELDS = (
-    "template_id",
-    "holder_name",
-    "holder_email",
-    "max_uses",
-    "expires_at",
-    "data",
-)
-_PASS_PATCH_FIELDS = ("holder_name", "holder_email", "data", "status")
-_TEMPLATE_FIELDS = ("name", "type", "description", "color", "logo_url", "fields", "settings")
-
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(dumps(payload), status_code=status, media_type=JSON, headers=headers)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, *, error: str | None = None
+) -> Response:
     return json_response(
-        status, {"error": ERROR_TYPES.get(status, "Error"), "message": message}, headers
+        status, {"error": error or ERROR_TYPES.get(status, "Error"), "message": message}, headers
     )
 
 
@@ -158,7 +156,7 @@ class ErrorGuard:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.headers)
+    return error_response(exc.status, exc.message, exc.headers, error=exc.error)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -181,8 +179,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 class PassQRService:
     """The endpoints; holds the database (opened by the lifespan) and the key cache."""
 
-    def __init__(self, db_path: Path, *, auth_cache_ttl: float) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        auth_cache_ttl: float,
+        pass_quotas: Mapping[str, int | None] = DEFAULT_PASS_QUOTAS,
+    ) -> None:
         self.db_path = db_path
+        self.pass_quotas = dict(pass_quotas)
         self._db: Database | None = None
         self._keys = KeyCache(auth_cache_ttl)
         self._openapi = dumps(openapi.DOCUMENT)
@@ -211,6 +216,7 @@ class PassQRService:
             Route(
                 f"{PREFIX}/passes/{{pass_id}}", self.pass_item, methods=["GET", "PATCH", "DELETE"]
             ),
+            Route(f"{PREFIX}/passes/{{pass_id}}/push", self.push, methods=["POST"]),
             Route(f"{PREFIX}/templates", self.templates, methods=["GET", "POST"]),
             Route(
                 f"{PREFIX}/templates/{{template_id}}",
@@ -285,6 +291,7 @@ class PassQRService:
         except ApiError:
             if idem is not None:
                 raw_scope = IdempotencyScope(
+                    business=api_key.business,
                     api_key_id=api_key.id,
                     key=idem,
                     fingerprint=_fingerprint(request.method, request.scope["path"], raw),
@@ -295,6 +302,7 @@ class PassQRService:
         scope: IdempotencyScope | None = None
         if idem is not None:
             scope = IdempotencyScope(
+                business=api_key.business,
                 api_key_id=api_key.id,
                 key=idem,
                 fingerprint=_fingerprint(
@@ -311,6 +319,7 @@ class PassQRService:
 
     async def passes(self, request: Request) -> Response:
         api_key = await self.authenticate(request)
+        business = api_key.business
         if request.method == "GET":
             params = parse_query(
                 request.scope["query_string"], ("page", "limit", "template_id", "status")
@@ -323,66 +332,111 @@ class PassQRService:
             )
             status = status_param(params)
             return await self._read(
-                lambda store: store.list_passes(page, template_id=template_id, status=status)
+                lambda store: store.list_passes(
+                    page, business, template_id=template_id, status=status
+                )
             )
         parse_query(request.scope["query_string"], ())
-        return await self._post(request, api_key, _PASS_CREATE_FIELDS, _build_pass_create)
+        quota = self.pass_quotas.get(api_key.plan)
+        return await self._post(
+            request,
+            api_key,
+            names(PASS_CREATE_FIELDS),
+            lambda body: _build_pass_create(body, api_key, quota),
+        )
 
     async def pass_item(self, request: Request) -> Response:
-        await self.authenticate(request)
+        business = (await self.authenticate(request)).business
         parse_query(request.scope["query_string"], ())
         pass_id = uuid_value(request.path_params["pass_id"], "pass id")
         if request.method == "GET":
-            return await self._read(lambda store: {"data": store.get_pass(pass_id)})
+            return await self._read(lambda store: {"data": store.get_pass(pass_id, business)})
         if request.method == "DELETE":
-            return await self._write(lambda store: (200, store.revoke_pass(pass_id)))
-        body = parse_object(await read_body(request), _PASS_PATCH_FIELDS)
-        changes = _pass_changes(body)
-        return await self._write(lambda store: (200, {"data": store.update_pass(pass_id, changes)}))
+            return await self._write(lambda store: (200, store.revoke_pass(pass_id, business)))
+        body = parse_object(await read_body(request), names(PASS_UPDATE_FIELDS))
+        changes = read(PASS_UPDATE_FIELDS, body, creating=False)
+        return await self._write(
+            lambda store: (200, {"data": store.update_pass(pass_id, changes, business)})
+        )
+
+    async def push(self, request: Request) -> Response:
+        """Notify the pass's wallet holders, as PassQR's studio asks for it (no body).
+
+        This server has no wallet devices registered, so a pro key gets
+        `attempted: 0`; a plan without push gets PassQR's 402.
+        """
+        api_key = await self.authenticate(request)
+        parse_query(request.scope["query_string"], ())
+        pass_id = uuid_value(request.path_params["pass_id"], "pass id")
+        raw = await read_body(request)
+        if raw.strip():
+            parse_object(raw, ())
+        if not api_key.can_push:
+            raise ApiError(
+                402,
+                f"Push notifications need the pro plan; this key's plan is {api_key.plan}",
+                error="plan_not_supported",
+            )
+        business = api_key.business
+
+        def answer(store: Store) -> dict[str, Any]:
+            return {
+                "attempted": 0,
+                "message": "This server has no wallet devices registered: no push was sent",
+                "data": store.get_pass(pass_id, business),
+            }
+
+        return await self._read(answer)
 
     async def templates(self, request: Request) -> Response:
         api_key = await self.authenticate(request)
+        business = api_key.business
         if request.method == "GET":
             page = page_params(parse_query(request.scope["query_string"], ("page", "limit")))
-            return await self._read(Store.list_templates, page)
+            return await self._read(Store.list_templates, page, business)
         parse_query(request.scope["query_string"], ())
-        return await self._post(request, api_key, _TEMPLATE_FIELDS, _build_template_create)
+        return await self._post(
+            request,
+            api_key,
+            names(TEMPLATE_FIELDS),
+            lambda body: _build_template_create(body, business),
+        )
 
     async def template_item(self, request: Request) -> Response:
-        await self.authenticate(request)
+        business = (await self.authenticate(request)).business
         parse_query(request.scope["query_string"], ())
         template_id = uuid_value(request.path_params["template_id"], "template id")
         if request.method == "GET":
-            return await self._read(lambda store: {"data": store.get_template(template_id)})
+            return await self._read(
+                lambda store: {"data": store.get_template(template_id, business)}
+            )
         if request.method == "DELETE":
             return await self._write(
                 lambda store: (
                     200,
-                    {"data": store.delete_template(template_id), "message": "Template deleted"},
+                    {
+                        "data": store.delete_template(template_id, business),
+                        "message": "Template deleted",
+                    },
                 )
             )
-        body = parse_object(await read_body(request), _TEMPLATE_FIELDS)
-        changes = _template_changes(body)
+        body = parse_object(await read_body(request), names(TEMPLATE_FIELDS))
+        changes = read(TEMPLATE_FIELDS, body, creating=False)
         return await self._write(
-            lambda store: (200, {"data": store.update_template(template_id, changes)})
+            lambda store: (200, {"data": store.update_template(template_id, changes, business)})
         )
 
     async def validate(self, request: Request) -> Response:
         api_key = await self.authenticate(request)
         parse_query(request.scope["query_string"], ())
-        key_id = api_key.id
+        key_id, business = api_key.id, api_key.business
 
         def build(body: dict[str, Any]) -> Operation:
-            given = body.get("code")
-            if not isinstance(given, str):
-                raise bad_request("code is required and must be a string")
-            given = given.strip()
-            if not 1 <= len(given) <= MAX_CODE_LENGTH:
-                raise bad_request(f"code must be 1 to {MAX_CODE_LENGTH} characters long")
+            given: str = read(VALIDATE_FIELDS, body, creating=True)["code"]
             code = normalise_code(given)
-            return lambda store: (200, store.validate(code, given, key_id))
+            return lambda store: (200, store.validate(code, given, key_id, business))
 
-        return await self._post(request, api_key, ("code",), build)
+        return await self._post(request, api_key, names(VALIDATE_FIELDS), build)
 
 
 def _translate(err: StoreError) -> ApiError:
@@ -392,6 +446,8 @@ def _translate(err: StoreError) -> ApiError:
         return ApiError(409, str(err))
     if isinstance(err, UnknownTemplateError):
         return ApiError(400, str(err))
+    if isinstance(err, QuotaError):
+        return ApiError(402, str(err), error="plan_limit_reached")
     if isinstance(err, IdempotencyMismatchError):
         return _idempotency_mismatch()
     if isinstance(err, DatabaseBusyError):
@@ -420,76 +476,38 @@ def _idempotency_mismatch() -> ApiError:
     )
 
 
-def _build_pass_create(body: dict[str, Any]) -> Operation:
-    if "template_id" not in body:
-        raise bad_request("template_id is required")
-    template_id = uuid_value(body["template_id"], "template_id")
-    holder_name = string_field(body, "holder_name", max_length=200, default=None)
-    holder_email = email_field(body, "holder_email")
-    max_uses = max_uses_field(body)
-    expires_at = timestamp_field(body, "expires_at")
-    data = object_field(body, "data")
+def _build_pass_create(body: dict[str, Any], api_key: ApiKey, quota: int | None) -> Operation:
+    """The create, behind the plan's quota (counted in the same transaction, so races hold)."""
+    values = read(PASS_CREATE_FIELDS, body, creating=True)
+    business = api_key.business
+
+    limit = None if quota is None else (api_key.plan, quota)
 
     def create(store: Store) -> tuple[int, Any]:
-        created = store.create_pass(
-            template_id=template_id,
-            holder_name=holder_name,
-            holder_email=holder_email,
-            max_uses=max_uses,
-            expires_at=expires_at,
-            data=data,
-        )
-        return 201, {"data": created}
+        return 201, {"data": store.create_pass(business=business, quota=limit, **values)}
 
     return create
 
 
-def _pass_changes(body: dict[str, Any]) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if "holder_name" in body:
-        changes["holder_name"] = string_field(body, "holder_name", max_length=200)
-    if "holder_email" in body:
-        changes["holder_email"] = email_field(body, "holder_email")
-    if "data" in body:
-        changes["data"] = object_field(body, "data")
-    if "status" in body:
-        status = body["status"]
-        if status == "expired":
-            raise bad_request("status 'expired' follows from expires_at and cannot be set")
-        if not isinstance(status, str) or status not in SETTABLE_STATUSES:
-            raise bad_request(f"status must be one of {', '.join(SETTABLE_STATUSES)}")
-        changes["status"] = status
-    return changes
+def _build_template_create(body: dict[str, Any], business: str) -> Operation:
+    values = read(TEMPLATE_FIELDS, body, creating=True)
+    return lambda store: (201, {"data": store.create_template(values, business)})
 
 
-def _template_values(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if creating or "name" in body:
-        values["name"] = string_field(body, "name", max_length=200, nullable=False, required=True)
-    if creating or "type" in body:
-        values["type"] = string_field(
-            body, "type", max_length=50, nullable=False, default="generic"
-        )
-    if creating or "description" in body:
-        values["description"] = string_field(body, "description", max_length=2000, default=None)
-    if creating or "color" in body:
-        values["color"] = color_field(body, "color", default="#1f6feb")
-    if creating or "logo_url" in body:
-        values["logo_url"] = url_field(body, "logo_url")
-    if creating or "fields" in body:
-        values["fields"] = list_of_objects_field(body, "fields", max_items=100)
-    if creating or "settings" in body:
-        values["settings"] = object_field(body, "settings")
-    return values
+def check_quotas(given: Mapping[str, int | None]) -> dict[str, int | None]:
+    """`DEFAULT_PASS_QUOTAS` with `given` over it.
 
-
-def _build_template_create(body: dict[str, Any]) -> Operation:
-    values = _template_values(body, creating=True)
-    return lambda store: (201, {"data": store.create_template(values)})
-
-
-def _template_changes(body: dict[str, Any]) -> dict[str, Any]:
-    return _template_values(body, creating=False)
+    Raises:
+        ValueError: an unknown plan or a negative quota.
+    """
+    quotas = dict(DEFAULT_PASS_QUOTAS)
+    for plan, quota in given.items():
+        if plan not in PLANS:
+            raise ValueError(f"unknown plan {plan!r} for a pass quota; plans: {', '.join(PLANS)}")
+        if quota is not None and quota < 0:
+            raise ValueError(f"the {plan} pass quota must be 0 or more, or unlimited")
+        quotas[plan] = quota
+    return quotas
 
 
 def create_app(
@@ -498,6 +516,7 @@ def create_app(
     rate_limit: bool = True,
     limits: RateLimits | None = None,
     auth_cache_ttl: float = 5.0,
+    pass_quotas: Mapping[str, int | None] | None = None,
 ) -> Starlette:
     """Build the PassQR API as a Starlette application.
 
@@ -509,8 +528,14 @@ def create_app(
         rate_limit: apply per-IP rate limits (off for tests and benchmarks).
         limits: the limits and window; PassQR's documented ones by default.
         auth_cache_ttl: seconds a successful key lookup is cached.
+        pass_quotas: plan -> most passes a business may hold (None: no limit); plans
+            not named keep `DEFAULT_PASS_QUOTAS`.
+
+    Raises:
+        ValueError: `pass_quotas` names an unknown plan or a negative quota.
     """
-    service = PassQRService(db_path, auth_cache_ttl=auth_cache_ttl)
+    quotas = check_quotas(pass_quotas or {})
+    service = PassQRService(db_path, auth_cache_ttl=auth_cache_ttl, pass_quotas=quotas)
     middleware = [Middleware(ErrorGuard)]
     if rate_limit:
         middleware.append(Middleware(RateLimitMiddleware, limits=limits or RateLimits()))

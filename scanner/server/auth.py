@@ -25,6 +25,12 @@ STORED_PREFIX_LENGTH = len(KEY_PREFIX) + 4
 PLANS = ("free", "starter", "pro")
 #: Plans that may use the API at all; `free` gets 403 on every endpoint.
 API_PLANS = frozenset({"starter", "pro"})
+#: Plans whose keys may push to wallets (`POST /passes/{id}/push`); others get 402.
+PUSH_PLANS = frozenset({"pro"})
+#: Passes a business may hold on each plan (None: no limit); past it `POST /passes` is a 402.
+#: PassQR publishes no numbers; these are the local server's own, `server run --pass-quota`
+#: changes them.
+DEFAULT_PASS_QUOTAS: dict[str, int | None] = {"free": 0, "starter": 1000, "pro": None}
 
 _ALPHABET = string.ascii_letters + string.digits
 _HEADER_RE = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(pqr_live_[A-Za-z0-9]{32,128}) *")
@@ -37,10 +43,15 @@ class ApiKey:
     id: str
     name: str
     plan: str
+    business: str
 
     @property
     def has_api_access(self) -> bool:
         return self.plan in API_PLANS
+
+    @property
+    def can_push(self) -> bool:
+        return self.plan in PUSH_PLANS
 
 
 def generate_key() -> str:

@@ -4,13 +4,14 @@ Everything the HTTP layer turns into an error answer derives from `ApiError`;
 the store raises its own `StoreError` family, translated once in `app`.
 
     Exception
-    +-- ApiError            an answer {"error", "message"} with a status
+    +-- ApiError            an answer {"error", "message"} with a status (and perhaps its own error)
     +-- ListenError         the server cannot listen on its address (a clear one-liner)
     +-- StoreError          the database layer
         +-- StoreOpenError  the database cannot be opened or written (a clear one-liner)
         +-- NotFoundError   the addressed row does not exist
         +-- ConflictError   the change contradicts the stored state
         +-- UnknownTemplateError  a pass names a template that does not exist
+        +-- QuotaError            the business has as many passes as its plan allows
         +-- DatabaseBusyError     another connection held the write lock past the wait
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 ERROR_TYPES: dict[int, str] = {
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -42,19 +44,29 @@ MAX_ECHO = 80
 
 
 class ApiError(Exception):
-    """An error answer: `{"error": <type for status>, "message": message}`."""
+    """An error answer: `{"error": <type for status>, "message": message}`.
+
+    `error` replaces the status phrase where PassQR answers a machine-readable
+    word instead (`plan_not_supported`, `plan_limit_reached` on a 402).
+    """
 
     def __init__(
-        self, status: int, message: str, *, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        error: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
+        self._error = error
 
     @property
     def error(self) -> str:
-        return ERROR_TYPES.get(self.status, "Error")
+        return self._error or ERROR_TYPES.get(self.status, "Error")
 
 
 def bad_request(message: str) -> ApiError:
@@ -97,6 +109,10 @@ class ConflictError(StoreError):
 
 class UnknownTemplateError(StoreError):
     """A pass was created for a template id that does not exist."""
+
+
+class QuotaError(StoreError):
+    """The business holds as many passes as its plan allows (a 402 `plan_limit_reached`)."""
 
 
 class DatabaseBusyError(StoreError):

@@ -10,17 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from scanner.server.database import LOCK_WAIT
+from scanner.server.fields import (
+    HOLDER_EMAIL,
+    HOLDER_NAME,
+    PASS_CREATE_FIELDS,
+    PASS_UPDATE_FIELDS,
+    RESULTS,
+    TEMPLATE_FIELDS,
+    UUID_SCHEMA,
+    VALIDATE_FIELDS,
+    body_schema,
+    properties,
+)
 from scanner.server.validation import (
-    COLOR_PATTERN,
-    EMAIL_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_BODY_BYTES,
-    MAX_CODE_LENGTH,
     MAX_PAGE,
-    MAX_USES_LIMIT,
     PASS_STATUSES,
-    SETTABLE_STATUSES,
-    UUID_PATTERN,
 )
 
 Schema = dict[str, Any]
@@ -34,45 +40,19 @@ def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-_UUID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+_UUID: Schema = UUID_SCHEMA
 _TIMESTAMP: Schema = {
     "type": "string",
     "format": "date-time",
     "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
     "description": "UTC, whole seconds, with a Z.",
 }
-_TIMESTAMP_IN: Schema = {
-    "type": "string",
-    "format": "date-time",
-    "maxLength": 64,
-    "description": "ISO 8601 with a UTC offset (a timestamp without one is rejected); "
-    "stored in UTC, fractions of a second dropped; years 1970 to 9999.",
-}
 _OBJECT: Schema = {"type": "object"}
 _CODE: Schema = {"type": "string", "pattern": r"^PASS-[A-Z0-9]{8}$"}
 
-_HOLDER_NAME: Schema = {"type": ["string", "null"], "minLength": 1, "maxLength": 200}
-_HOLDER_EMAIL: Schema = {
-    "type": ["string", "null"],
-    "minLength": 1,
-    "maxLength": 254,
-    "pattern": EMAIL_PATTERN,
-}
-_TEMPLATE_PROPS: dict[str, Schema] = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200},
-    "type": {"type": "string", "minLength": 1, "maxLength": 50, "default": "generic"},
-    "description": {"type": ["string", "null"], "minLength": 1, "maxLength": 2000},
-    "color": {"type": ["string", "null"], "pattern": COLOR_PATTERN, "default": "#1f6feb"},
-    "logo_url": {
-        "type": ["string", "null"],
-        "format": "uri",
-        "minLength": 1,
-        "maxLength": 2048,
-        "description": "An http or https URL.",
-    },
-    "fields": {"type": "array", "items": _OBJECT, "maxItems": 100, "default": []},
-    "settings": {**_OBJECT, "default": {}},
-}
+_HOLDER_NAME: Schema = HOLDER_NAME.schema(with_default=False)
+_HOLDER_EMAIL: Schema = HOLDER_EMAIL.schema(with_default=False)
+_TEMPLATE_PROPS: dict[str, Schema] = properties(TEMPLATE_FIELDS)
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -113,7 +93,8 @@ SCHEMAS: dict[str, Schema] = {
             "status": {
                 "type": "string",
                 "enum": list(PASS_STATUSES),
-                "description": "`expired` whenever expires_at is past (unless revoked).",
+                "description": "`expired` whenever expires_at is past or a PATCH set it "
+                "(unless revoked).",
             },
             "uses_count": {"type": "integer", "minimum": 0},
             "max_uses": {
@@ -139,6 +120,7 @@ SCHEMAS: dict[str, Schema] = {
             "logo_url",
             "fields",
             "settings",
+            "max_uses",
             "created_at",
         ],
         "properties": {"id": _UUID, **_TEMPLATE_PROPS, "created_at": _TIMESTAMP},
@@ -159,20 +141,8 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "required": ["result", "message", "pass", "template"],
         "properties": {
-            "result": {
-                "type": "string",
-                "enum": ["valid", "expired", "used", "revoked", "not_found"],
-            },
-            "message": {
-                "type": "string",
-                "enum": [
-                    "Access granted",
-                    "Pass expired",
-                    "Pass already used",
-                    "Pass revoked",
-                    "Pass not found",
-                ],
-            },
+            "result": {"type": "string", "enum": list(RESULTS)},
+            "message": {"type": "string", "enum": list(RESULTS.values())},
             "pass": _nullable(_ref("Pass")),
             "template": _nullable(_ref("ValidationTemplate")),
         },
@@ -223,6 +193,16 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["data"],
         "properties": {"data": _ref("ValidationResult")},
     },
+    "PushResult": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["attempted", "message", "data"],
+        "properties": {
+            "attempted": {"type": "integer", "minimum": 0, "maximum": 0},
+            "message": {"type": "string"},
+            "data": _ref("Pass"),
+        },
+    },
     "PassRevoked": {
         "type": "object",
         "additionalProperties": False,
@@ -241,72 +221,11 @@ SCHEMAS: dict[str, Schema] = {
             "message": {"type": "string", "enum": ["Template deleted"]},
         },
     },
-    "PassCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["template_id"],
-        "properties": {
-            "template_id": {
-                **_UUID,
-                "description": "Must name an existing template, otherwise 400.",
-            },
-            "holder_name": {**_HOLDER_NAME, "default": None},
-            "holder_email": {**_HOLDER_EMAIL, "default": None},
-            "max_uses": {
-                "type": ["integer", "null"],
-                "minimum": 1,
-                "maximum": MAX_USES_LIMIT,
-                "default": None,
-                "description": "null = unlimited. A boolean is not an integer.",
-            },
-            "expires_at": {**_nullable(_TIMESTAMP_IN), "default": None},
-            "data": {**_OBJECT, "default": {}},
-        },
-    },
-    "PassUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "holder_name": _HOLDER_NAME,
-            "holder_email": _HOLDER_EMAIL,
-            "data": _OBJECT,
-            "status": {
-                "type": "string",
-                "enum": list(SETTABLE_STATUSES),
-                "description": "`expired` cannot be set (it follows from expires_at). "
-                "`active` on a pass whose uses_count has reached max_uses is a 409.",
-            },
-        },
-    },
-    "TemplateCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name"],
-        "properties": _TEMPLATE_PROPS,
-    },
-    "TemplateUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            **_TEMPLATE_PROPS,
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "type": {"type": "string", "minLength": 1, "maxLength": 50},
-        },
-    },
-    "ValidateRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["code"],
-        "properties": {
-            "code": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_CODE_LENGTH,
-                "description": "Trimmed, then matched case-insensitively. Anything that is "
-                "not a known code (after trimming: 1 to 256 characters) answers not_found.",
-            }
-        },
-    },
+    "PassCreate": body_schema(PASS_CREATE_FIELDS, creating=True),
+    "PassUpdate": body_schema(PASS_UPDATE_FIELDS, creating=False),
+    "TemplateCreate": body_schema(TEMPLATE_FIELDS, creating=True),
+    "TemplateUpdate": body_schema(TEMPLATE_FIELDS, creating=False),
+    "ValidateRequest": body_schema(VALIDATE_FIELDS, creating=True),
 }
 
 
@@ -320,6 +239,20 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return response
 
 
+def _plan_error(word: str, description: str) -> dict[str, Any]:
+    """A 402 as PassQR answers it: a machine-readable `error` word and a message."""
+    schema: Schema = {
+        "type": "object",
+        "required": ["error", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {"type": "string", "const": word},
+            "message": {"type": "string"},
+        },
+    }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 RESPONSES: dict[str, Any] = {
     "BadRequest": _error(
         "Malformed JSON, a body that is not an object, an unknown, missing or wrongly "
@@ -331,6 +264,15 @@ RESPONSES: dict[str, Any] = {
         {"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "Forbidden": _error("The key's plan (free) has no API access."),
+    "PlanLimitReached": _plan_error(
+        "plan_limit_reached",
+        "The business holds as many passes as the key's plan allows (revoked ones count); "
+        "`server run --pass-quota PLAN=N` sets the quotas (default: starter 1000, pro "
+        "unlimited).",
+    ),
+    "PlanNotSupported": _plan_error(
+        "plan_not_supported", "The key's plan has no wallet push (only pro has)."
+    ),
     "NotFound": _error("No such pass or template."),
     "Conflict": _error("The change contradicts the stored state."),
     "PayloadTooLarge": _error(f"The request body is larger than {MAX_BODY_BYTES} bytes."),
@@ -488,6 +430,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "201": _ok("The new pass.", "PassEnvelope", replay=True),
                 **_common("413", "422"),
+                "402": _r("PlanLimitReached"),
             },
         },
     },
@@ -512,6 +455,26 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _ok("The revoked pass.", "PassRevoked"),
                 **_common("404"),
+            },
+        },
+    },
+    "/passes/{pass_id}/push": {
+        "parameters": [_id_param("pass_id")],
+        "post": {
+            "operationId": "pushPass",
+            "summary": "Notify the pass's wallet holders (no body; `{}` is accepted)",
+            "description": "PassQR's studio calls this after changing a pass. This server "
+            "has no wallet devices, so a pro key always gets `attempted: 0`. A plan "
+            "without push (starter) gets 402 `plan_not_supported`, checked before the "
+            "pass is looked up.",
+            "responses": {
+                "200": {
+                    "description": "`attempted` (devices notified) at the top of the body, "
+                    "where PassQR's studio reads it; the pass in `data`.",
+                    "content": {"application/json": {"schema": _ref("PushResult")}},
+                },
+                **_common("404", "413"),
+                "402": _r("PlanNotSupported"),
             },
         },
     },
@@ -583,8 +546,9 @@ DOCUMENT: dict[str, Any] = {
         "description": (
             "A strict, self-hosted implementation of the PassQR REST API.\n\n"
             "- Checks run in this order: rate limit (429), route and method (404/405), "
-            "API key (401/403), query string, path id, headers and body (400/415/413), then "
-            "the stored state (404/409/422; 503 when another process holds the "
+            "API key (401/403), query string, path id, headers and body (400/415/413), the "
+            "plan (402 for push), then the stored state (404/409/422; 402 past the plan's "
+            "pass quota; 503 when another process holds the "
             "database's write lock too long).\n"
             '- Every error is `{"error", "message"}` JSON, including unknown routes '
             "(404) and wrong methods (405, with an `Allow` header; HEAD is not offered), "
@@ -598,6 +562,13 @@ DOCUMENT: dict[str, Any] = {
             "floods are limited too.\n"
             "- Creating a pass for an unknown template_id is a 400 (the body is wrong; "
             "the URL names no missing resource).\n"
+            "- Every API key belongs to one business (`create-key --business`) and sees "
+            "only its templates and passes: another business's id is a 404, its pass code "
+            "validates as not_found, and Idempotency-Key records are kept per business "
+            "and key.\n"
+            "- A pass created without max_uses gets its template's max_uses.\n"
+            "- Plan gates answer 402 with a machine-readable `error`: `plan_limit_reached` "
+            "past the plan's pass quota, `plan_not_supported` for push without pro.\n"
             "- Deleting a template that any pass refers to is a 409; otherwise it is "
             "deleted for good.\n"
             "- Timestamps are UTC `YYYY-MM-DDTHH:MM:SSZ`; lists are newest first."

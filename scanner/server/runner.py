@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -105,8 +106,10 @@ class ServerThread:
         limits: RateLimits | None = None,
         access_log: bool = False,
         connection_limits: ConnectionLimits | None = None,
+        pass_quotas: Mapping[str, int | None] | None = None,
     ) -> None:
         self.db_path = db_path
+        self.pass_quotas = pass_quotas
         self.connection_limits = connection_limits
         self.host = host
         self.port = port
@@ -141,7 +144,12 @@ class ServerThread:
         self._socket = sock
         self.port = int(sock.getsockname()[1])
         self._base_url = f"http://{_url_host(sock)}:{self.port}/api/v1"
-        app = create_app(self.db_path, rate_limit=self.rate_limit, limits=self.limits)
+        app = create_app(
+            self.db_path,
+            rate_limit=self.rate_limit,
+            limits=self.limits,
+            pass_quotas=self.pass_quotas,
+        )
         server = uvicorn.Server(
             make_config(app, access_log=self.access_log, limits=self.connection_limits)
         )
@@ -197,6 +205,7 @@ def serve_forever(
     rate_limit: bool = True,
     access_log: bool = False,
     forwarded_allow_ips: str | None = None,
+    pass_quotas: Mapping[str, int | None] | None = None,
 ) -> int:
     """Run the server in the foreground until SIGINT or SIGTERM; returns an exit code.
 
@@ -207,7 +216,7 @@ def serve_forever(
     Store.open(db_path).close()
     sock = bind_socket(host, port)
     actual_port = int(sock.getsockname()[1])
-    app = create_app(db_path, rate_limit=rate_limit)
+    app = create_app(db_path, rate_limit=rate_limit, pass_quotas=pass_quotas)
     server = uvicorn.Server(
         make_config(app, access_log=access_log, forwarded_allow_ips=forwarded_allow_ips)
     )

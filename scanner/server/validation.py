@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from scanner.server.errors import ApiError, bad_request, shown
 
@@ -33,9 +33,8 @@ MAX_CODE_LENGTH = 256
 #: that names `sys.set_int_max_str_digits()`; no field needs more than a handful).
 MAX_INT_DIGITS = 100
 
+#: A pass's status as shown (and as a list filter).
 PASS_STATUSES = ("active", "used", "expired", "revoked")
-#: Statuses a PATCH may set; `expired` is derived from `expires_at`.
-SETTABLE_STATUSES = ("active", "used", "revoked")
 
 CODE_RE = re.compile(r"PASS-[A-Z0-9]{8}")
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
@@ -221,104 +220,12 @@ def canonical_json(value: Any) -> str:
 # -- fields ------------------------------------------------------------------------------
 
 
-_MISSING: Any = object()
+def email_matches(value: str) -> bool:
+    return _EMAIL_RE.match(value) is not None
 
 
-def string_field(
-    body: Mapping[str, Any],
-    name: str,
-    *,
-    max_length: int,
-    nullable: bool = True,
-    required: bool = False,
-    default: Any = _MISSING,
-) -> Any:
-    """A string of 1..max_length characters (or null when `nullable`).
-
-    Returns `default` (or raises when `required`) if the field is absent;
-    callers doing a PATCH pass no default and check `name in body` first.
-    """
-    if name not in body:
-        if required:
-            raise bad_request(f"{name} is required")
-        return default
-    value = body[name]
-    if value is None:
-        if nullable:
-            return None
-        raise bad_request(f"{name} must be a string, not null")
-    if not isinstance(value, str):
-        raise bad_request(f"{name} must be a string")
-    if not 1 <= len(value) <= max_length:
-        raise bad_request(f"{name} must be 1 to {max_length} characters long")
-    return value
-
-
-def email_field(body: Mapping[str, Any], name: str) -> str | None:
-    value: str | None = string_field(body, name, max_length=254, default=None)
-    if value is not None and not _EMAIL_RE.match(value):
-        raise bad_request(f"{name} must be an e-mail address")
-    return value
-
-
-def color_field(body: Mapping[str, Any], name: str, default: str | None) -> str | None:
-    value: str | None = string_field(body, name, max_length=7, default=default)
-    if value is not None and not _COLOR_RE.match(value):
-        raise bad_request(f"{name} must be a hex colour like #1f6feb")
-    return value
-
-
-def url_field(body: Mapping[str, Any], name: str) -> str | None:
-    value: str | None = string_field(body, name, max_length=2048, default=None)
-    if value is None:
-        return None
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        raise bad_request(f"{name} must be an http(s) URL") from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.netloc
-        or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
-    ):
-        raise bad_request(f"{name} must be an http(s) URL")
-    return value
-
-
-def object_field(body: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = body.get(name, {})
-    if not isinstance(value, dict):
-        raise bad_request(f"{name} must be a JSON object")
-    return value
-
-
-def list_of_objects_field(body: Mapping[str, Any], name: str, max_items: int) -> list[Any]:
-    value = body.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise bad_request(f"{name} must be a list of JSON objects")
-    if len(value) > max_items:
-        raise bad_request(f"{name} must have at most {max_items} items")
-    return value
-
-
-def max_uses_field(body: Mapping[str, Any], name: str = "max_uses") -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request(f"{name} must be an integer >= 1 or null")
-    if not 1 <= value <= MAX_USES_LIMIT:
-        raise bad_request(f"{name} must be between 1 and {MAX_USES_LIMIT}, or null")
-    return value
-
-
-def timestamp_field(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 64:
-        raise bad_request(f"{name} must be an ISO 8601 timestamp or null")
-    return parse_timestamp(value, name)
+def color_matches(value: str) -> bool:
+    return _COLOR_RE.match(value) is not None
 
 
 def uuid_value(value: Any, name: str) -> str:

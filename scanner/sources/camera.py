@@ -16,38 +16,36 @@ go) and a fresh one is started.
 The camera sees a held code in every frame: each distinct text is emitted at most
 once per ``emit_every_s`` (0.5 s), and the gate's repeat window (sliding on the
 last sighting) turns a code held for ten seconds into one validation.
+
+This module is also the camera's kind (its ``[[sources]]`` table, the ``synthetic?...``
+device options, :data:`KIND`): the config loader imports it, so OpenCV, numpy and
+the capture backends load only when a camera is opened (:func:`backend_for`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
-from scanner.config import CameraSourceConfig
-from scanner.decode import Decoder, DecoderUnavailable, build_decoder
+from scanner.decode import build_decoder
 from scanner.errors import ConfigError
 from scanner.models import RawScan
+from scanner.schema import check_bounds, within
 from scanner.sources.base import Emit, Source, SourceState
-from scanner.sources.capture import (
-    CaptureBackend,
-    CaptureError,
-    CaptureUnavailable,
-    Frame,
-    FrameQueue,
-    OpenCvCapture,
-    Picamera2Capture,
-)
-from scanner.sources.synthetic import (
-    SyntheticCapture,
-    SyntheticScript,
-    is_synthetic,
-    parse_synthetic_device,
-)
+from scanner.sources.capture import CaptureError, CaptureUnavailable, Frame, FrameQueue
+from scanner.sources.kind import SourceKind
+
+if TYPE_CHECKING:
+    from scanner.decode import Decoder
+    from scanner.sources.capture import CaptureBackend
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +57,83 @@ STOP_WAIT_S = 2.0
 MAX_STUCK = 2
 #: Decode rate is averaged over this many seconds.
 FPS_WINDOW_S = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraSourceConfig:
+    type: Literal["camera"]
+    device: int | str = within(0, 0, 9999)
+    """A camera index (0-9999: OpenCV reads 200 + index as V4L2's), a ``/dev/video*`` or
+    ``/dev/v4l/by-id/...`` path, a video file, an RTSP/HTTP URL, ``"picamera2"`` for a
+    Raspberry Pi CSI camera, or ``"synthetic"``."""
+    width: int = within(1280, 16, 16_384)
+    height: int = within(720, 16, 16_384)
+    fps: int = within(30, 1, 240)
+    decoder: Literal["auto", "zxing", "zbar", "opencv"] = "auto"
+    watchdog_s: float = within(3.0, 0, 3600, above=True, unit="seconds")
+    """No frame for this long: the capture is reopened and the status line says so."""
+    codes: list[str] = field(default_factory=list)
+    """For ``device = "synthetic"``: the payloads its generated frames show."""
+    name: str | None = None
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True}
+_BOOL |= {"0": False, "false": False, "no": False, "off": False}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticOptions:
+    """The options of a ``synthetic?...`` device string (see the module docstring)."""
+
+    interval_s: float = 4.0
+    linger_s: float | None = None
+    start_delay_s: float = 1.0
+    loop: bool = True
+    seed: int = 0
+    color: bool = False
+    realtime: bool = True
+    tail_s: float = 1.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def is_synthetic(device: int | str) -> bool:
+    return isinstance(device, str) and (device == "synthetic" or device.startswith("synthetic?"))
+
+
+def parse_synthetic_device(device: str) -> SyntheticOptions:
+    """Read ``synthetic?key=value&...``.
+
+    Raises:
+        ConfigError: an unknown option or a value of the wrong kind.
+    """
+    query = urlsplit(device).query if "?" in device else ""
+    values: dict[str, Any] = {}
+    known = {
+        "interval_s": float,
+        "linger_s": float,
+        "start_delay_s": float,
+        "tail_s": float,
+        "seed": int,
+        "loop": bool,
+        "color": bool,
+        "realtime": bool,
+    }
+    for key, text in parse_qsl(query, keep_blank_values=True):
+        kind = known.get(key)
+        where = f"camera device {device!r}: option {key!r}"
+        if kind is None:
+            raise ConfigError(f"{where} is unknown; known options: {', '.join(known)}")
+        try:
+            if kind is bool:
+                values[key] = _BOOL[text.lower()]
+            else:
+                values[key] = kind(text)
+        except (KeyError, ValueError):
+            wanted = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+            raise ConfigError(f"{where}: {text!r} is not {wanted}") from None
+        if kind is float and not (math.isfinite(values[key]) and values[key] >= 0):
+            raise ConfigError(f"{where}: must be a number >= 0")
+    return SyntheticOptions(**values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +165,9 @@ def backend_for(config: CameraSourceConfig) -> Callable[[], CaptureBackend]:
     Raises:
         ConfigError: a ``synthetic?...`` device with a bad option.
     """
+    from scanner.sources.capture import OpenCvCapture, Picamera2Capture
+    from scanner.sources.synthetic import SyntheticCapture, SyntheticScript
+
     device = config.device
     if is_synthetic(device):
         options = parse_synthetic_device(str(device))
@@ -163,8 +241,7 @@ class CameraSource(Source):
     ) -> None:
         device = config.device
         super().__init__(config.name or f"camera:{device}")
-        if config.watchdog_s <= 0:
-            raise ConfigError(f"source {self.name}: watchdog_s must be positive")
+        check_bounds(config, f"source {self.name}: ")  # a table made in code, not parsed
         self.config = config
         self.watchdog_s = config.watchdog_s
         self.emit_every_s = emit_every_s
@@ -291,6 +368,8 @@ class CameraSource(Source):
 
     def _decoder_or_wait(self) -> Decoder | None:
         """Build the decoder; while its library is missing, say so and retry (rarely)."""
+        from scanner.decode.base import DecoderUnavailable  # numpy: only once a camera runs
+
         while not self._stop.is_set():
             try:
                 return self._make_decoder()
@@ -473,3 +552,18 @@ class CameraSource(Source):
 
     def _queue_closed_and_empty(self) -> bool:
         return self._queue.closed and not len(self._queue)
+
+
+def _check(config: CameraSourceConfig) -> None:
+    if isinstance(config.device, str) and config.device.startswith("synthetic"):
+        try:
+            parse_synthetic_device(config.device)
+        except ConfigError as err:
+            raise ConfigError(f"device: {err}") from err
+
+
+def _build(config: CameraSourceConfig, headless: bool) -> Source:
+    return CameraSource(config)
+
+
+KIND = SourceKind(name="camera", config=CameraSourceConfig, build=_build, check=_check)

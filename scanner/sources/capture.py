@@ -24,13 +24,12 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import cv2
-import numpy as np
-
-from scanner.decode import Gray
 from scanner.errors import DeviceError
+
+if TYPE_CHECKING:
+    from scanner.decode import Gray
 
 _log = logging.getLogger(__name__)
 
@@ -116,12 +115,14 @@ class FrameQueue:
 
 def to_gray(frame: Any) -> Gray:
     """A decoded camera frame as grayscale, converting only when it has colour."""
+    import cv2  # here: the camera's module loads without OpenCV (config validation)
+
     if frame.ndim == 2:
-        return cast(Gray, frame)
+        return cast("Gray", frame)
     if frame.shape[2] == 1:
-        return cast(Gray, frame[:, :, 0])
+        return cast("Gray", frame[:, :, 0])
     code = cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-    return cast(Gray, cv2.cvtColor(frame, code))
+    return cast("Gray", cv2.cvtColor(frame, code))
 
 
 class CaptureBackend(ABC):
@@ -213,6 +214,8 @@ class OpenCvCapture(CaptureBackend):
         self._fail_wait = min(1.0 / max(fps, 1), 0.05)
 
     def open(self) -> None:
+        import cv2
+
         self.close()
         target: int | str = self.device
         if self.is_camera:
@@ -339,8 +342,10 @@ class Picamera2Capture(CaptureBackend):
             yuv = cam.capture_array("main")
         except Exception as err:  # noqa: BLE001 - libcamera errors vary; the supervisor reopens
             raise CaptureError(f"CSI camera read failed: {err or type(err).__name__}") from err
+        import numpy as np
+
         width, height = self._size
-        return cast(Gray, np.asarray(yuv)[:height, :width])
+        return cast("Gray", np.asarray(yuv)[:height, :width])
 
     def close(self) -> None:
         cam, self._cam = self._cam, None

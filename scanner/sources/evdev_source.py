@@ -11,12 +11,24 @@ from __future__ import annotations
 import logging
 import select
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from scanner.sources.base import SourceState, ThreadedSource
+from scanner.sources.base import Source, SourceState, ThreadedSource
 from scanner.sources.evdev_keys import KeyDecoder
+from scanner.sources.kind import SourceKind
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvdevSourceConfig:
+    type: Literal["evdev"]
+    device: str
+    """``/dev/input/by-id/...-event-kbd``, or part of the device's name."""
+    grab: bool = True
+    """Take the device for ourselves, so scans never reach the console."""
+    name: str | None = None
 
 
 def _evdev() -> Any:
@@ -93,3 +105,10 @@ class EvdevSource(ThreadedSource):
                 text = decoder.feed(event.type, event.code, event.value)
                 if text:
                     deliver(text)
+
+
+def _build(config: EvdevSourceConfig, headless: bool) -> Source:
+    return EvdevSource(config.device, grab=config.grab, name=config.name)
+
+
+KIND = SourceKind(name="evdev", config=EvdevSourceConfig, build=_build)

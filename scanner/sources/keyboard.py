@@ -12,26 +12,67 @@ import logging
 import sys
 import threading
 import time
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Literal, TextIO
 
 from scanner.models import RawScan
 from scanner.payload import MAX_PAYLOAD_CHARS
 from scanner.sources.base import Emit, Source, SourceState
+from scanner.sources.kind import SourceKind
 
 _log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
+class KeyboardSourceConfig:
+    type: Literal["keyboard"]
+    name: str | None = None
+
+
 class KeyboardSource(Source):
+    """Keystrokes from the UI (or lines from standard input) as scans.
+
+    A wedge scanner types a whole code in one burst, a few milliseconds a key; a
+    person is far slower. Keys left from someone touching the keyboard would spoil
+    the next scan (``xyzPASS-...``), so a partial code is dropped once no key came
+    for ``key_gap_s``: the next key starts a new code, and an Enter after such a
+    pause sends nothing.
+    """
+
     kind = "keyboard"
+
+    KEY_GAP_S = 0.5
+    """The default ``key_gap_s``: far above a scanner's gap between keys, below a pause."""
 
     def __init__(self, name: str = "keyboard", *, stdin: TextIO | None = None) -> None:
         super().__init__(name)
         self._stdin = stdin
         self._buffer: list[str] = []
+        self._last_key = 0.0
         self._emit: Emit | None = None
+        self.key_gap_s = self.KEY_GAP_S
+        """A partial code older than this (seconds since its last key) is dropped."""
+        self.dropped = 0
+        """Partial codes dropped as stale."""
 
-    def feed_key(self, character: str | None, *, enter: bool = False) -> None:
-        """One keystroke from the UI; Enter ends the code."""
+    def feed_key(
+        self, character: str | None, *, enter: bool = False, at: float | None = None
+    ) -> None:
+        """One keystroke from the UI; Enter ends the code.
+
+        Args:
+            at: when the key was pressed (monotonic seconds; now if None).
+        """
+        now = time.monotonic() if at is None else at
+        if self._buffer and now - self._last_key > self.key_gap_s:
+            self.dropped += 1
+            _log.info(
+                "keyboard: dropped %d stray keys (no key for %.1f s)",
+                len(self._buffer),
+                now - self._last_key,
+            )
+            self._buffer.clear()
+        self._last_key = now
         if enter:
             text = "".join(self._buffer)
             self._buffer.clear()
@@ -79,3 +120,11 @@ class KeyboardSource(Source):
 def stdin_if_piped() -> TextIO | None:
     """Standard input when it is not the terminal the UI draws on."""
     return sys.stdin if sys.stdin is not None and not sys.stdin.isatty() else None
+
+
+def _build(config: KeyboardSourceConfig, headless: bool) -> Source:
+    return KeyboardSource(config.name or "keyboard", stdin=stdin_if_piped() if headless else None)
+
+
+#: One keyboard: the UI has one set of keys to feed, headless one standard input.
+KIND = SourceKind(name="keyboard", config=KeyboardSourceConfig, build=_build, single=True)

@@ -10,13 +10,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-
-import serial
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from scanner.payload import MAX_PAYLOAD_CHARS
-from scanner.sources.base import SourceState, ThreadedSource
+from scanner.schema import MAX_BAUD, within
+from scanner.sources.base import Source, SourceState, ThreadedSource
+from scanner.sources.kind import SourceKind
+
+if TYPE_CHECKING:
+    import serial
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SerialSourceConfig:
+    type: Literal["serial"]
+    port: str
+    baudrate: int = within(9600, 1, MAX_BAUD)
+    name: str | None = None
+    idle_timeout_s: float = within(0.0, 0, 60, unit="seconds")
+    """For scanners that send no terminator: a code ends after this much silence (0 = off)."""
 
 
 class LineSplitter:
@@ -79,6 +94,8 @@ class SerialSource(ThreadedSource):
         self.idle_timeout_s = idle_timeout_s
 
     def _loop(self, deliver: Callable[[str], None]) -> None:
+        import serial  # here: validating a config never loads pyserial
+
         attempt = 0
         while not self._stop.is_set():
             try:
@@ -123,3 +140,15 @@ class SerialSource(ThreadedSource):
 def _reason(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     return text[:120]
+
+
+def _build(config: SerialSourceConfig, headless: bool) -> Source:
+    return SerialSource(
+        config.port,
+        baudrate=config.baudrate,
+        idle_timeout_s=config.idle_timeout_s,
+        name=config.name,
+    )
+
+
+KIND = SourceKind(name="serial", config=SerialSourceConfig, build=_build)

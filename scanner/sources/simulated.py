@@ -5,9 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from scanner.models import RawScan
+from scanner.schema import DAY_S, within
 from scanner.sources.base import Emit, Source, SourceState
+from scanner.sources.kind import SourceKind
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatedSourceConfig:
+    type: Literal["simulated"]
+    codes: list[str]
+    interval_s: float = within(2.0, 0, DAY_S, unit="seconds")
+    start_delay_s: float = within(1.0, 0, DAY_S, unit="seconds")
+    loop: bool = False
+    name: str | None = None
 
 
 class SimulatedSource(Source):
@@ -44,3 +58,16 @@ class SimulatedSource(Source):
         self.state = SourceState.STOPPED
         self.detail = "script finished"
         self.finished.set()
+
+
+def _build(config: SimulatedSourceConfig, headless: bool) -> Source:
+    return SimulatedSource(
+        config.codes,
+        interval_s=config.interval_s,
+        start_delay_s=config.start_delay_s,
+        loop=config.loop,
+        name=config.name or "simulated",
+    )
+
+
+KIND = SourceKind(name="simulated", config=SimulatedSourceConfig, build=_build)

@@ -26,16 +26,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from scanner.decode import Gray
-from scanner.errors import ConfigError
 from scanner.sources.capture import CaptureBackend, CaptureError, to_gray
 
 #: Upscaling of a code's module bitmap before warping: crisp edges after the warp.
@@ -93,65 +91,6 @@ class SyntheticScript:
         if since >= self.linger:
             return None
         return k, round_ * n + k, since / self.linger if self.linger > 0 else 0.0
-
-
-_BOOL = {"1": True, "true": True, "yes": True, "on": True}
-_BOOL |= {"0": False, "false": False, "no": False, "off": False}
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyntheticOptions:
-    """The options of a ``synthetic?...`` device string (see the module docstring)."""
-
-    interval_s: float = 4.0
-    linger_s: float | None = None
-    start_delay_s: float = 1.0
-    loop: bool = True
-    seed: int = 0
-    color: bool = False
-    realtime: bool = True
-    tail_s: float = 1.0
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def is_synthetic(device: int | str) -> bool:
-    return isinstance(device, str) and (device == "synthetic" or device.startswith("synthetic?"))
-
-
-def parse_synthetic_device(device: str) -> SyntheticOptions:
-    """Read ``synthetic?key=value&...``.
-
-    Raises:
-        ConfigError: an unknown option or a value of the wrong kind.
-    """
-    query = urlsplit(device).query if "?" in device else ""
-    values: dict[str, Any] = {}
-    known = {
-        "interval_s": float,
-        "linger_s": float,
-        "start_delay_s": float,
-        "tail_s": float,
-        "seed": int,
-        "loop": bool,
-        "color": bool,
-        "realtime": bool,
-    }
-    for key, text in parse_qsl(query, keep_blank_values=True):
-        kind = known.get(key)
-        where = f"camera device {device!r}: option {key!r}"
-        if kind is None:
-            raise ConfigError(f"{where} is unknown; known options: {', '.join(known)}")
-        try:
-            if kind is bool:
-                values[key] = _BOOL[text.lower()]
-            else:
-                values[key] = kind(text)
-        except (KeyError, ValueError):
-            wanted = {bool: "true or false", int: "an integer", float: "a number"}[kind]
-            raise ConfigError(f"{where}: {text!r} is not {wanted}") from None
-        if kind is float and not (math.isfinite(values[key]) and values[key] >= 0):
-            raise ConfigError(f"{where}: must be a number >= 0")
-    return SyntheticOptions(**values)
 
 
 def qr_modules(text: str) -> npt.NDArray[np.uint8]:

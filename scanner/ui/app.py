@@ -20,18 +20,21 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
-from scanner import notify
+from scanner import exitcodes, notify
 from scanner.errors import ConfigError, ScannerError
 from scanner.models import Decision, RawScan
+from scanner.pipeline import can_let_in
 from scanner.runtime import Kiosk
 from scanner.ui.screens import (
     ConfirmQuitScreen,
@@ -41,16 +44,24 @@ from scanner.ui.screens import (
     StartupErrorScreen,
 )
 from scanner.ui.staff import PIN_TRIES, StaffPinScreen, StaffScreen, staff_pin
-from scanner.ui.widgets import literal
+from scanner.ui.widgets import DecisionBar, literal
 
 _log = logging.getLogger(__name__)
 
-EXIT_CONFIG = 78
+EXIT_CONFIG = exitcodes.CONFIG
 """Exit status when the kiosk cannot start for a configuration reason (EX_CONFIG)."""
-EXIT_ERROR = 1
+EXIT_ERROR = exitcodes.FAILED
 """Exit status for any other startup failure."""
 
-_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+#: Every terminating signal ends the app through its cleanup (relay OFF); SIGINT is a key.
+_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+)
 
 
 class KioskApp(App[int]):
@@ -84,10 +95,15 @@ class KioskApp(App[int]):
         decision: Decision
         """The decision, exactly as the gate made it."""
 
+    DEMO_KEY_GAP_S = 5.0
+    """In the demo a person types the codes: a partial code waits this long for its next key."""
+
     def __init__(self, kiosk: Kiosk, *, demo_codes: dict[str, str] | None = None) -> None:
         super().__init__()
         self.kiosk = kiosk
         self.demo_codes = dict(demo_codes) if demo_codes else None
+        if self.demo_codes and kiosk.keyboard is not None:
+            kiosk.keyboard.key_gap_s = self.DEMO_KEY_GAP_S
         self.gate_screen = GateScreen(kiosk, demo_codes=self.demo_codes)
         self.started = False
         """The kiosk started (journal open, relay OFF, sources running)."""
@@ -189,7 +205,27 @@ class KioskApp(App[int]):
         self.post_message(self.DecisionMade(decision))
 
     def on_kiosk_app_decision_made(self, message: KioskApp.DecisionMade) -> None:
-        self.gate_screen.show_decision(message.decision)
+        """Every decision is seen: on the gate screen, and over whatever staff have open.
+
+        The quit dialog gives way (a scan means the gate is in use); a staff screen
+        gets the decision in a bar at its top, gone after ``result_hold_s``.
+        """
+        decision = message.decision
+        self.gate_screen.show_decision(decision)
+        screen = self.screen
+        if isinstance(screen, ConfirmQuitScreen):
+            screen.dismiss(False)
+        elif screen is not self.gate_screen and isinstance(screen, ModalScreen):
+            self._bar_on(screen).show_decision(decision)
+
+    def _bar_on(self, screen: Screen[Any]) -> DecisionBar:
+        bars = screen.query(DecisionBar)
+        if bars:
+            return bars.first()
+        gate = self.kiosk.config.gate
+        bar = DecisionBar(hold_s=gate.result_hold_s, show_data=gate.show_data)
+        screen.mount(bar)
+        return bar
 
     # -- staff actions --------------------------------------------------------------------
 
@@ -212,11 +248,29 @@ class KioskApp(App[int]):
 
     def action_staff(self) -> None:
         """F4: staff mode (find a pass, admit by hand), behind ``[staff] pin`` if set."""
+        if self.screen is self.gate_screen:
+            self._as_staff(self._open_staff)
+
+    def action_let_in(self) -> None:
+        """F5 on a "used" refusal: staff let the guest in (behind the PIN, if set)."""
         if self.screen is not self.gate_screen:
             return
+        refused = self.gate_screen.panel.decision
+        if refused is None or not can_let_in(refused):
+            return
+
+        def let_in() -> None:
+            # The refusal may have left the screen while the PIN was typed: it is still
+            # the one staff chose to overrule.
+            self.kiosk.gate.let_in(refused)
+
+        self._as_staff(let_in)
+
+    def _as_staff(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once staff are known: at once without a PIN, else after the PIN."""
         pin = staff_pin(self.kiosk.config)
         if pin is None:
-            self._open_staff()
+            then()
         elif time.monotonic() < self._staff_locked_until:
             self.notify("Staff mode is locked for a moment: wrong PIN", severity="error")
         else:
@@ -224,7 +278,7 @@ class KioskApp(App[int]):
 
             def unlocked(ok: bool | None) -> None:
                 if ok:
-                    self._open_staff()
+                    then()
                 elif dialog.tries >= PIN_TRIES:
                     self._staff_locked_until = time.monotonic() + self.STAFF_LOCK_S
 
@@ -245,7 +299,7 @@ class KioskApp(App[int]):
         elif isinstance(screen, StartupErrorScreen):
             screen.action_leave()
         else:
-            self.push_screen(ConfirmQuitScreen(), self._quit_answer)
+            self.push_screen(ConfirmQuitScreen(self.kiosk.keyboard), self._quit_answer)
 
     def _quit_answer(self, quit: bool | None) -> None:
         if quit:

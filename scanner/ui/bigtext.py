@@ -1,12 +1,10 @@
 """Block letters for the words a person reads from two metres away.
 
 A terminal cannot scale its font, so the headline (ACCEPTED, REJECTED, SCAN YOUR
-PASS) is drawn with a 5x5 dot font. Every glyph is made of the full block and
-the two half blocks, which the Linux console's 256-glyph font has (CP437 0xDB,
-0xDC, 0xDF): the kiosk stays readable on ``TERM=linux``.
-
-Two sizes from one font: ``full`` draws a dot as one cell (5 rows high),
-``half`` packs two dot rows into one cell row (3 rows high) for second lines.
+PASS) is drawn with a 5x5 dot font, one cell per dot. Every glyph is made of the
+full block alone: the console font the deploy guide installs (Lat15-Terminus32x16,
+like Debian's default Lat15-Fixed16) has it, but not the half blocks (the kernel
+draws those as diamonds), so there is no half-height size.
 """
 
 from __future__ import annotations
@@ -14,11 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 FULL = "\u2588"  # █
-UPPER = "\u2580"  # ▀
-LOWER = "\u2584"  # ▄
 
-HEIGHT_FULL = 5
-HEIGHT_HALF = 3
+HEIGHT = 5
 
 _RAW: Mapping[str, tuple[str, str, str, str, str]] = {
     "A": (" ### ", "#   #", "#####", "#   #", "#   #"),
@@ -68,6 +63,9 @@ _RAW: Mapping[str, tuple[str, str, str, str, str]] = {
     "/": ("    #", "   # ", "  #  ", " #   ", "#    "),
 }
 
+GLYPHS = frozenset(_RAW)
+"""The characters that have a glyph (upper case)."""
+
 GAP = 1
 """Blank columns between two glyphs."""
 
@@ -88,32 +86,16 @@ def width(text: str) -> int:
 def _rows(text: str) -> list[str]:
     glyphs = [_RAW[ch] for ch in text.upper()]
     gap = " " * GAP
-    return [gap.join(g[row] for g in glyphs) for row in range(HEIGHT_FULL)]
+    return [gap.join(g[row] for g in glyphs) for row in range(HEIGHT)]
 
 
-def render(text: str, *, half: bool = False) -> list[str]:
-    """The lines of ``text`` in block letters.
-
-    Args:
-        text: characters that :func:`supports` accepts.
-        half: three rows high instead of five.
+def render(text: str) -> list[str]:
+    """The :data:`HEIGHT` rows of ``text`` in block letters.
 
     Raises:
-        KeyError: a character has no glyph.
+        KeyError: a character has no glyph (:func:`supports` says which texts have all).
     """
-    rows = _rows(text)
-    if not half:
-        return [row.replace("#", FULL) for row in rows]
-    rows.append(" " * len(rows[0]))
-    out: list[str] = []
-    for top, bottom in zip(rows[0::2], rows[1::2], strict=True):
-        out.append(
-            "".join(
-                FULL if t == "#" and b == "#" else UPPER if t == "#" else LOWER if b == "#" else " "
-                for t, b in zip(top, bottom, strict=True)
-            )
-        )
-    return out
+    return [row.replace("#", FULL) for row in _rows(text)]
 
 
 def wrap(text: str, max_width: int, *, max_lines: int = 2) -> list[str] | None:

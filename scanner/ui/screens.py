@@ -9,11 +9,12 @@ wedge scanner never types, and the one destructive dialog (quit) has
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,34 +24,63 @@ from textual.scrollbar import ScrollBarRender
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Input, Static
 
-from scanner.models import Decision
+from scanner.models import REASON_TEXT, Decision, Reason, utcnow
 from scanner.payload import MAX_PAYLOAD_CHARS
+from scanner.pipeline import can_let_in
 from scanner.runtime import Kiosk
+from scanner.sources import KeyboardSource
 from scanner.ui import bigtext
 from scanner.ui.widgets import (
     BAD,
     GOOD,
+    DecisionBar,
     LinkStatus,
     ResultPanel,
     StatusLine,
     demo_hint,
     key_hints,
     literal,
+    out_of_service,
     status_content,
 )
 
 _log = logging.getLogger(__name__)
 
 STAFF_KEYS = [("F2", "Enter code"), ("F3", "Recent scans"), ("F4", "Staff"), ("F10", "Quit")]
+LET_IN_KEY = ("F5", "Let in")
+"""Shown while a refusal staff may overrule is on screen (a pass used, possibly by us)."""
+
+
+def previous_use(row: Mapping[str, Any] | None, now: datetime) -> str:
+    """``Used 20 s ago at North gate 1`` from the journal's last admission of a code."""
+    if not row:
+        return "Used before"
+    try:
+        when = datetime.fromisoformat(str(row.get("ts")).replace("Z", "+00:00"))
+    except ValueError:
+        return "Used before"
+    seconds = max((now - when).total_seconds(), 0.0)
+    local = when.astimezone()
+    if seconds < 90:
+        ago = f"{seconds:.0f} s ago"
+    elif seconds < 90 * 60:
+        ago = f"{seconds / 60:.0f} min ago"
+    elif local.date() == now.astimezone().date():
+        ago = f"today {local:%H:%M}"
+    else:
+        ago = f"{local:%d %b %H:%M}"
+    gate = row.get("gate")
+    return f"Used {ago}" + (f" at {literal(gate, 40)}" if gate else "")
 
 
 class GateScreen(Screen[None]):
-    """Idle / ACCEPTED / REJECTED, the status line and the key hints."""
+    """Idle / ACCEPTED / REJECTED (or out of service), the status line and the key hints."""
 
     BINDINGS = [
         Binding("f2", "app.manual_entry", "Enter code"),
         Binding("f3", "app.recent_scans", "Recent scans"),
         Binding("f4", "app.staff", "Staff"),
+        Binding("f5", "app.let_in", "Let in"),
     ]
 
     STATUS_INTERVAL_S = 0.5
@@ -60,10 +90,13 @@ class GateScreen(Screen[None]):
         self.kiosk = kiosk
         self.demo_codes = demo_codes
         self._hold: Timer | None = None
+        self.out_of_service = ""
+        """Why the gate cannot admit anyone now (empty when it can)."""
 
     def compose(self) -> ComposeResult:
-        yield Static(Content.styled(literal(self.kiosk.config.gate.name), "bold"), id="gate-name")
-        yield ResultPanel(id="panel")
+        gate = self.kiosk.config.gate
+        yield Static(Content.styled(literal(gate.name), "bold"), id="gate-name")
+        yield ResultPanel(id="panel", show_data=gate.show_data)
         if self.demo_codes:
             yield Static(demo_hint(self.demo_codes), id="demo-hint", markup=False)
         yield StatusLine(id="status")
@@ -79,6 +112,7 @@ class GateScreen(Screen[None]):
 
     def refresh_status(self) -> None:
         kiosk = self.kiosk
+        status = kiosk.gate.status
         link = LinkStatus(
             policy=kiosk.gate.policy,
             pending=kiosk.replayer.status.pending,
@@ -87,16 +121,17 @@ class GateScreen(Screen[None]):
             throttled=kiosk.budget.throttled,
         )
         self.query_one("#status", StatusLine).show(
-            status_content(
-                kiosk.gate.status,
-                kiosk.sources,
-                kiosk.relay,
-                width=max(self.size.width - 2, 20),
-                link=link,
-                turnstile=kiosk.turnstile,
-            )
+            status_content(status, kiosk.sources, kiosk.relay, link=link, turnstile=kiosk.turnstile)
         )
-        self.panel.checking = kiosk.gate.status.in_flight > 0
+        why = out_of_service(status, kiosk.sources)
+        if why != self.out_of_service:
+            if why:
+                _log.warning("gate out of service: %s", why)
+            else:
+                _log.info("gate back in service")
+            self.out_of_service = why
+        self.panel.out_of_service = bool(why)
+        self.panel.checking = status.in_flight > 0
 
     def show_decision(self, decision: Decision) -> None:
         """Show a decision; the idle screen returns ``result_hold_s`` after the latest one."""
@@ -106,25 +141,61 @@ class GateScreen(Screen[None]):
         self._hold = self.set_timer(
             self.kiosk.config.gate.result_hold_s, self.show_idle, name="result-hold"
         )
+        self._show_keys()
         self.refresh_status()
+        if not decision.accepted and decision.reason is Reason.USED and decision.scan.code:
+            self.look_up_previous_use(decision, decision.scan.code)
 
     def show_idle(self) -> None:
         self._hold = None
         self.panel.show_idle()
+        self._show_keys()
+
+    def _show_keys(self) -> None:
+        decision = self.panel.decision
+        keys = STAFF_KEYS
+        if decision is not None and can_let_in(decision):
+            keys = [LET_IN_KEY, *STAFF_KEYS]
+        self.query_one("#keys", Static).update(key_hints(keys))
+
+    @work(group="previous-use", exit_on_error=False)
+    async def look_up_previous_use(self, decision: Decision, code: str) -> None:
+        """ "Used 20 s ago at North gate 1": when this kiosk last admitted the pass."""
+        try:
+            row = await self.kiosk.journal.last_admission(code)
+        except Exception as err:  # noqa: BLE001 - a journal fault is not the guest's problem
+            _log.warning("cannot read the pass's last admission: %s", err)
+            return
+        if row is None and decision.message != REASON_TEXT[Reason.USED]:
+            return  # "Possibly admitted...": nothing more to say than the reason
+        note = previous_use(row, utcnow())
+        self.panel.show_note(decision, note)
+        for bar in self.app.screen.query(DecisionBar):
+            bar.show_note(decision, note)
 
     def on_key(self, event: events.Key) -> None:
         """A keyboard-wedge scanner types here: characters, then Enter (CR, or LF: ctrl+j)."""
-        keyboard = self.kiosk.keyboard
-        if event.key in ("enter", "ctrl+j"):
-            event.stop()
-            event.prevent_default()
-            if keyboard is not None:
-                keyboard.feed_key(None, enter=True)
-        elif event.is_printable and event.character:
-            event.stop()
-            event.prevent_default()
-            if keyboard is not None:
-                keyboard.feed_key(event.character)
+        forward_to_wedge(self.kiosk.keyboard, event)
+
+
+def forward_to_wedge(keyboard: KeyboardSource | None, event: events.Key) -> bool:
+    """Give a key a wedge scanner may have typed to the keyboard source.
+
+    Returns:
+        True for Enter (the end of a code), whether or not a code was waiting.
+    """
+    if event.key in ("enter", "ctrl+j"):
+        event.stop()
+        event.prevent_default()
+        if keyboard is not None:
+            keyboard.feed_key(None, enter=True, at=event.time)
+        return True
+    if event.is_printable and event.character:
+        event.stop()
+        event.prevent_default()
+        if keyboard is not None:
+            keyboard.feed_key(event.character, at=event.time)
+    return False
 
 
 class ManualEntryScreen(ModalScreen[str | None]):
@@ -163,6 +234,18 @@ def _cell(value: object, limit: int = 60, style: str = "") -> Text:
     return Text("" if value is None else literal(value, limit), style=style, no_wrap=True, end="")
 
 
+def _tail(value: object, limit: int) -> str:
+    """The end of a long name (``serial:...by-id/usb-X-if00``: the device is at the end)."""
+    text = literal("" if value is None else value, 400)
+    return text if len(text) <= limit else "\u2026" + text[-(limit - 1) :]
+
+
+def _sentence(value: object) -> str:
+    """Free text as a sentence: ``not a PassQR pass code`` -> ``Not a PassQR pass code``."""
+    text = "" if value is None else literal(value, 400)
+    return text[:1].upper() + text[1:]
+
+
 class ConsoleScrollBarRender(ScrollBarRender):
     """Whole-cell scrollbar thumbs: the eighth-block glyphs are not in the console's font."""
 
@@ -178,7 +261,8 @@ class RecentScansScreen(ModalScreen[None]):
         Binding("f3", "close", "Close", show=False),
     ]
     LIMIT = 20
-    COLUMNS = ("Time", "Source", "Code", "Decision", "Reason", "Holder", "Detail")
+    # What a steward looks for first, first: a long port path must not push the reason off.
+    COLUMNS = ("Time", "Decision", "Reason", "Holder", "Code", "Source", "Detail")
 
     def __init__(self, kiosk: Kiosk) -> None:
         super().__init__()
@@ -210,12 +294,12 @@ class RecentScansScreen(ModalScreen[None]):
             decision = row.get("decision") or "undecided"
             table.add_row(
                 _cell(_local_time(row.get("ts"))),
-                _cell(row.get("source"), 30),
-                _cell(row.get("code") or row.get("raw"), 40),
                 _cell(decision, 20, GOOD if decision == "accepted" else BAD),
                 _cell(row.get("message") or row.get("reason"), 40),
-                _cell(row.get("holder"), 40),
-                _cell(row.get("detail"), 80),
+                _cell(row.get("holder"), 30),
+                _cell(row.get("code") or row.get("raw"), 40),
+                _cell(_tail(row.get("source"), 24)),
+                _cell(_sentence(row.get("detail")), 200),
             )
         if not self.rows:
             self.query_one(".title", Static).update(Content.styled("No scans yet", "bold"))
@@ -226,9 +310,19 @@ class RecentScansScreen(ModalScreen[None]):
 
 
 class ConfirmQuitScreen(ModalScreen[bool]):
-    """Stop the kiosk? "Cancel" has the focus: a scanner's Enter only cancels."""
+    """Stop the kiosk? "Cancel" has the focus: a scanner's Enter only cancels.
+
+    A wedge scanner typing while the dialog is open is still a scan: its keys go to
+    the keyboard source, and its Enter both sends the code and cancels the dialog
+    (the app also cancels it for any other decision, so no result is hidden).
+    """
 
     BINDINGS = [Binding("escape", "answer(False)", "Cancel")]
+
+    def __init__(self, keyboard: KeyboardSource | None = None) -> None:
+        super().__init__()
+        self.keyboard = keyboard
+        self._typed = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -244,6 +338,14 @@ class ConfirmQuitScreen(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        enter = event.key in ("enter", "ctrl+j")
+        if enter and not self._typed:
+            return  # a person's Enter: the focused button answers
+        self._typed = self._typed or (event.is_printable and bool(event.character))
+        if forward_to_wedge(self.keyboard, event):
+            self.dismiss(False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

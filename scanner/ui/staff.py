@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +29,15 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
 
+from scanner.attendance import Attendance, attendance, template_names
+from scanner.budget import BudgetExhausted
 from scanner.errors import APIError
-from scanner.manage.remote import describe
-from scanner.manage.search import PassFinder, SearchResult, scans_of
+from scanner.explain import describe
 from scanner.models import PassInfo
 from scanner.runtime import Kiosk
+from scanner.search import PassFinder, SearchResult
 from scanner.ui.screens import ConsoleScrollBarRender
-from scanner.ui.widgets import BAD, GOOD, WARN, literal
+from scanner.ui.widgets import BAD, GOOD, WARN, data_label, gate_detail, literal
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +73,47 @@ def _local_time(ts: object) -> str:
     except ValueError:
         return literal(ts, 30)
     return when.astimezone().strftime("%d %b %H:%M:%S")
+
+
+def _date(ts: str | None) -> str:
+    """An ISO time as a steward reads it (``31 Dec 2026 23:59``, local time)."""
+    if not ts:
+        return "never"
+    try:
+        when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return literal(ts, 40)
+    return when.astimezone().strftime("%d %b %Y %H:%M")
+
+
+def _data(data: Mapping[str, Any]) -> str:
+    """``Seat 12A, Table 4``: a pass's own data, on one line."""
+    return ", ".join(
+        f"{data_label(str(k))} {literal(v, 40)}"
+        for k, v in data.items()
+        if v not in (None, "") and not isinstance(v, dict | list)
+    )
+
+
+def attendance_content(counts: Attendance, names: Mapping[str, str]) -> Content:
+    """``Checked in 312 of 500 (offline copy, synced 10:42)`` and a line per pass type."""
+    where = (
+        f"offline copy, synced {_clock(counts.synced)}"
+        if counts.source == "offline copy"
+        else "PassQR, just now"
+    )
+    first = Content.assemble(
+        "Checked in ",
+        (f"{counts.checked_in} of {counts.passes}", "bold"),
+        f" ({where})",
+    )
+    parts: list[str | tuple[str, str]] = []
+    for i, t in enumerate(counts.templates):
+        if i:
+            parts.append("  |  ")
+        name = names.get(t.template_id or "", t.template_id or "no type")
+        parts += [f"{literal(name, 30)} ", (f"{t.checked_in} of {t.passes}", "bold")]
+    return Content("\n").join([first, Content.assemble(*parts)]) if parts else first
 
 
 def _full_size(dialog: Vertical) -> Vertical:
@@ -125,7 +169,9 @@ class StaffScreen(ModalScreen[str | None]):
         Binding("f4", "close", "Close", show=False),
         Binding("f6", "ask_passqr", "Ask PassQR", show=False),
     ]
-    COLUMNS = ("Holder", "Code", "Status", "Uses", "Email")
+    STATUS_INTERVAL_S = 1.0
+    # E-mail before code: at 80 columns a steward tells two Ada Smiths apart by it.
+    COLUMNS = ("Holder", "Email", "Status", "Uses", "Code")
 
     def __init__(self, kiosk: Kiosk) -> None:
         super().__init__(id="staff")
@@ -136,11 +182,20 @@ class StaffScreen(ModalScreen[str | None]):
         self.result: SearchResult | None = None
         """The last search's result (tests read it)."""
         self.searching = False
+        self.attendance: Attendance | None = None
+        """The venue's counts, once counted (tests read it)."""
+        self.templates: dict[str, str] = {}
+        """Template id -> name, for the pass type."""
         self._query = ""
 
     def compose(self) -> ComposeResult:
+        kiosk = self.kiosk
         with _full_size(Vertical(id="dialog")):
             yield Static(Content.styled("Staff: find a pass", "bold"), classes="title")
+            yield Static(
+                gate_detail(kiosk.gate.status, kiosk.sources, kiosk.relay), id="gate-detail"
+            )
+            yield Static("Counting passes...", id="venue", markup=False)
             yield Input(placeholder="Name, e-mail or pass code, then Enter", id="query")
             yield Static("", id="source", markup=False)
             yield DataTable(id="results", cursor_type="row", zebra_stripes=False)
@@ -156,6 +211,36 @@ class StaffScreen(ModalScreen[str | None]):
             bar.renderer = ConsoleScrollBarRender  # type: ignore[misc]  # documented per-widget
         table.add_columns(*self.COLUMNS)
         self.query_one("#query", Input).focus()
+        self.count_passes()
+        self.set_interval(self.STATUS_INTERVAL_S, self._refresh_detail, name="staff-status")
+
+    def _refresh_detail(self) -> None:
+        kiosk = self.kiosk
+        detail = gate_detail(kiosk.gate.status, kiosk.sources, kiosk.relay)
+        self.query_one("#gate-detail", Static).update(detail)
+
+    @work(exclusive=True, group="staff-venue", exit_on_error=False)
+    async def count_passes(self) -> None:
+        """The venue's counts ("312 of 500 checked in") and the pass types' names."""
+        kiosk = self.kiosk
+        line = self.query_one("#venue", Static)
+        try:
+            self.templates = dict(await template_names(kiosk.client, kiosk.budget))
+        except (APIError, BudgetExhausted) as err:
+            _log.info("staff: no template names: %s", err)
+        try:
+            counts = await attendance(
+                kiosk.journal, kiosk.client, kiosk.budget, synced=kiosk.catalog.last_sync
+            )
+        except APIError as err:
+            line.update(Content.styled(f"Cannot count passes: {literal(describe(err), 120)}", WARN))
+            return
+        except Exception as err:  # noqa: BLE001 - a count is not worth the screen
+            _log.warning("staff: cannot count passes: %s", err)
+            line.update(Content.styled("Cannot count passes now", WARN))
+            return
+        self.attendance = counts
+        line.update(attendance_content(counts, self.templates))
 
     @property
     def source_line(self) -> Static:
@@ -205,10 +290,10 @@ class StaffScreen(ModalScreen[str | None]):
         for i, info in enumerate(result.passes):
             table.add_row(
                 _cell(info.holder_name or "(no name)", 30),
-                _cell(info.code, 20),
+                _cell(info.holder_email, 40),
                 _cell(info.status, 10, GOOD if info.status == "active" else BAD),
                 _cell(_uses(info, short=True), 20),
-                _cell(info.holder_email),
+                _cell(info.code, 20),
                 key=str(i),
             )
         where = (
@@ -235,7 +320,8 @@ class StaffScreen(ModalScreen[str | None]):
             if admit and info.code:
                 self.dismiss(info.code)
 
-        self.app.push_screen(PassDetailScreen(self.kiosk, self.finder, info, source), answered)
+        detail = PassDetailScreen(self.kiosk, self.finder, info, source, templates=self.templates)
+        self.app.push_screen(detail, answered)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -256,12 +342,21 @@ class PassDetailScreen(ModalScreen[bool]):
     SCAN_LIMIT = 10
     COLUMNS = ("Time", "Gate", "Source", "Decision", "Reason", "How")
 
-    def __init__(self, kiosk: Kiosk, finder: PassFinder, info: PassInfo, source: str) -> None:
+    def __init__(
+        self,
+        kiosk: Kiosk,
+        finder: PassFinder,
+        info: PassInfo,
+        source: str,
+        *,
+        templates: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(id="staff-pass")
         self.kiosk = kiosk
         self.finder = finder
         self.info = info
         self.source = source
+        self.templates = dict(templates or {})
         self.scans: list[dict[str, Any]] = []
         self.checked = False
         """The pass has been fetched from PassQR (or that failed): the details are final."""
@@ -283,14 +378,18 @@ class PassDetailScreen(ModalScreen[bool]):
         info = self.info
         status = info.status or "unknown"
         status_style = GOOD if status == "active" else BAD
+        kind = self.templates.get(info.template_id or "", info.template_id or "-")
         lines = [
             Content.assemble("Code     ", (literal(info.code or "?", 40), "bold")),
+            Content.assemble("Type     ", (literal(kind, 60), "bold")),
             Content.assemble("Email    ", literal(info.holder_email or "-")),
             Content.assemble("Status   ", (literal(status, 20), status_style)),
             Content.assemble("Uses     ", _uses(info)),
-            Content.assemble("Expires  ", literal(info.expires_at or "never", 40)),
-            note or Content.styled(f"From the {self.source}; checking PassQR...", "dim"),
+            Content.assemble("Expires  ", _date(info.expires_at)),
         ]
+        if _data(info.data):
+            lines.append(Content.assemble("Data     ", _data(info.data)))
+        lines.append(note or Content.styled(f"From the {self.source}; checking PassQR...", "dim"))
         if status not in ("active", "unknown"):
             lines.append(Content.styled(f"PassQR will refuse a {status} pass.", WARN))
         return Content("\n").join(lines)
@@ -309,7 +408,7 @@ class PassDetailScreen(ModalScreen[bool]):
             table.display = False
             return
         try:
-            self.scans = await scans_of(self.kiosk.journal, self.info.code, self.SCAN_LIMIT)
+            self.scans = await self.kiosk.journal.history(self.info.code, self.SCAN_LIMIT)
         except Exception as err:  # noqa: BLE001 - a journal fault is shown, never raised
             _log.warning("cannot read the journal: %s", err)
             title.update(Content.styled(f"Cannot read the journal: {literal(err)}", BAD))

@@ -17,6 +17,7 @@ from scanner.decode import Gray
 from scanner.models import ValidationOutcome, ValidationResult
 from scanner.sources.capture import CaptureBackend
 from scanner.sources.synthetic import qr_modules
+from tests.support.fakes import FakeClient
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "qr-samples"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -101,15 +102,13 @@ def tilted(frame: Gray, strength: float = 0.18) -> Gray:
     return cast(Gray, cv2.warpPerspective(frame, matrix, (w, h), borderValue=128))
 
 
-class AlwaysValid:
-    """A validator that admits every code and counts the calls."""
+class AlwaysValid(FakeClient):
+    """The shared fake, admitting every code; ``codes`` counts the calls."""
 
     def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        self.calls.append(code)
-        return ValidationResult(outcome=ValidationOutcome.VALID, result="valid", message="ok")
+        super().__init__(
+            default=ValidationResult(outcome=ValidationOutcome.VALID, result="valid", message="ok")
+        )
 
 
 class ScriptedCapture(CaptureBackend):

@@ -119,7 +119,7 @@ async def test_a_realtime_synthetic_camera_reports_its_decode_rate() -> None:
 def test_bad_synthetic_options_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="option 'speed' is unknown"):
         CameraSource(config("synthetic?speed=9"))
-    with pytest.raises(ConfigError, match="watchdog_s must be positive"):
+    with pytest.raises(ConfigError, match="watchdog_s: must be more than 0"):
         CameraSource(config(watchdog_s=0))
 
 
@@ -200,7 +200,7 @@ async def test_a_code_held_for_ten_seconds_is_validated_once(journal: Journal) -
     assert source.frames_decoded == synthetic.frame_index == 30 * 25  # 24 s + 1 s tail
     # The camera emitted the held code twice a second; the gate acted on it once.
     assert 18 <= source.count <= 42
-    assert validator.calls == [CODE, CODE]  # once per time it was held up
+    assert validator.codes == [CODE, CODE]  # once per time it was held up
     assert gate.status.ignored_repeats == source.count - 2
     assert gate.status.accepted_today == 2
 

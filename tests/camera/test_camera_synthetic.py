@@ -7,13 +7,8 @@ import pytest
 
 from scanner.decode import build_decoder
 from scanner.errors import ConfigError
-from scanner.sources.synthetic import (
-    SyntheticCapture,
-    SyntheticOptions,
-    SyntheticScript,
-    is_synthetic,
-    parse_synthetic_device,
-)
+from scanner.sources.camera import SyntheticOptions, is_synthetic, parse_synthetic_device
+from scanner.sources.synthetic import SyntheticCapture, SyntheticScript
 
 
 def test_script_timing_once() -> None:

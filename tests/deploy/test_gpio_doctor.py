@@ -14,21 +14,21 @@ from gpiozero import DigitalInputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from scanner.doctor import Check, Status, diagnose
-from scanner.gpio_checks import check_gpiochips
+from scanner.doctor.gpio import check_gpiochips
 from tests.conftest import LocalServer
 from tests.support.gpio_pins import BrokenFactory, levels, mock_factory
 
 RELAY, PASSAGE, EXIT = 17, 27, 22
 
 
-class StuckLowPin(MockPin):
+class StuckLowPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
     """A line that reads low whatever is written: a shorted output or a broken driver."""
 
     def _change_state(self, value: bool) -> bool:
-        return super()._change_state(False)
+        return bool(super()._change_state(False))
 
 
-class ClosedContactPin(MockPin):
+class ClosedContactPin(MockPin):  # type: ignore[misc]
     """An input whose contact to ground is closed: the pull-up cannot lift it."""
 
     def _set_pull(self, value: str) -> None:

@@ -5,32 +5,38 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from scanner.config import parse_config
+from scanner.config import parse_config, parse_listen
 from scanner.errors import ConfigError
-from scanner.metrics import Metrics, parse_listen
-from scanner.relay import RelayState
+from scanner.metrics import Metrics
+from scanner.relay import NoRelay, RelayState
 from scanner.runtime import Kiosk
 from scanner.sources import SimulatedSource, Source, SourceState
 from scanner.sources.base import Emit
+from scanner.status import GateStatus
 from tests.conftest import LocalServer
 from tests.support.waiting import eventually
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def samples(text: str) -> dict[str, float]:
-    """``name{labels}`` -> value; every line must be a comment or a valid sample."""
+    """``name{labels}`` -> value, labels in name order (Prometheus reads them in any order)
+    and values as numbers (``1`` or ``1.0``); every line must be a comment or a valid sample."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("# HELP ") or line.startswith("# TYPE "):
             continue
         match = SAMPLE.match(line)
         assert match, f"not exposition format: {line!r}"
-        out[match[1] + (match[2] or "")] = float(match[3])
+        labels = sorted(LABEL.findall(match[2] or ""))
+        key = ",".join(f'{k}="{v}"' for k, v in labels)
+        out[match[1] + (f"{{{key}}}" if key else "")] = float(match[3])
     return out
 
 
@@ -111,26 +117,38 @@ async def test_scrape_after_a_few_scans(tmp_path: Path, local_server: LocalServe
     assert got["passqr_offline_queue_length"] == 2
     assert got["passqr_server_up"] == 1
     assert got['passqr_server_state{state="ok"}'] == 1
-    assert got['passqr_source_up{source="sim",kind="simulated"}'] == 0  # script finished
+    assert got['passqr_source_up{kind="simulated",source="sim"}'] == 0  # script finished
     assert got['passqr_source_state{source="sim",state="stopped"}'] == 1
     assert got['passqr_source_reads_total{source="sim"}'] == 5
-    assert got['passqr_source_up{source="camera:test",kind="camera"}'] == 0
+    assert got['passqr_source_up{kind="camera",source="camera:test"}'] == 0
     assert got['passqr_camera_decode_fps{source="camera:test"}'] == 12.5
     assert got['passqr_relay_up{relay="none"}'] == 1
     assert got['passqr_relay_on{relay="none"}'] == 0
     assert got['passqr_relay_pulses_total{relay="none"}'] == 1
 
 
-def test_without_a_camera_there_is_no_fps_and_labels_are_escaped() -> None:
+def test_without_a_camera_there_is_no_fps() -> None:
     metrics = Metrics()
     text = metrics.render()
     assert "camera_decode_fps" not in text
-    assert 'passqr_scans_total{decision="accepted",reason="valid"} 0' in text
-    assert samples(text)["passqr_validation_latency_seconds_count"] == 0
+    got = samples(text)
+    assert got['passqr_scans_total{decision="accepted",reason="valid"}'] == 0
+    assert got["passqr_validation_latency_seconds_count"] == 0
+    assert got["passqr_relay_faults_total"] == 0
 
-    from scanner.metrics import _labels
 
-    assert _labels([("source", 'a"b\\c\nd')]) == '{source="a\\"b\\\\c\\nd"}'
+def test_labels_are_escaped() -> None:
+    """A source named by a person (quotes, backslashes, a newline) stays one sample line."""
+    odd = SimulatedSource([], name='a"b\\c\nd')
+    kiosk = SimpleNamespace(
+        gate=SimpleNamespace(status=GateStatus()),
+        sources=[odd],
+        relay=NoRelay(pulse_ms=10),
+        turnstile=SimpleNamespace(metric_families=list),  # no [[inputs]]: no families
+    )
+    text = Metrics().render(kiosk)  # type: ignore[arg-type]
+    assert 'passqr_source_reads_total{source="a\\"b\\\\c\\nd"} 0' in text
+    samples(text)  # and every line is still a valid sample
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from scanner.errors import (
     AuthenticationError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
 )
@@ -170,3 +171,31 @@ async def test_rate_limit_carries_retry_after(tmp_path: Path) -> None:
             assert 1 <= info.value.retry_after <= 60
             # the validate budget is its own: reads still go through
             await api.list_templates()
+
+
+async def test_plan_limits_businesses_and_expiry_through_the_client(tmp_path: Path) -> None:
+    """Issue 14 through the kiosk's own client: 402 is a PlanLimitError, never a PlanError."""
+    db = tmp_path / "plans.sqlite3"
+    starter = create_key(db, plan="starter", business="small")
+    other = create_key(db, plan="pro", business="other")
+    with ServerThread(db, rate_limit=False, pass_quotas={"starter": 1}) as server:
+        async with PassQRClient(server.base_url, starter) as api:
+            template = await api.create_template(name="Small", max_uses=2)
+            assert template.id is not None
+            created = await api.create_pass(template_id=template.id)
+            assert created.id is not None and created.code is not None
+            assert created.max_uses == 2  # the template's default
+            with pytest.raises(PlanLimitError) as info:
+                await api.create_pass(template_id=template.id)
+            assert (info.value.status, info.value.code) == (402, "plan_limit_reached")
+            assert not isinstance(info.value, PlanError)
+            assert "starter" in info.value.message and "{" not in info.value.message
+            expired = await api.update_pass(created.id, status="expired")
+            assert expired.status == "expired"
+            result = await api.validate(created.code, idempotency_key=key())
+            assert result.outcome is ValidationOutcome.EXPIRED
+        async with PassQRClient(server.base_url, other) as api:
+            with pytest.raises(NotFoundError):
+                await api.get_pass(created.id)
+            result = await api.validate(created.code, idempotency_key=key())
+            assert result.outcome is ValidationOutcome.NOT_FOUND

@@ -70,7 +70,7 @@ def server_uses(server: LocalServer, codes: list[str]) -> int:
         page = 1
         while True:
             body = http.get("passes", params={"limit": 100, "page": page}).json()
-            total += sum(p["uses_count"] for p in body["data"] if p["code"] in codes)
+            total += sum(int(p["uses_count"]) for p in body["data"] if p["code"] in codes)
             if page * 100 >= body["meta"]["total"]:
                 return total
             page += 1

@@ -117,7 +117,7 @@ async def test_each_fault_is_a_clear_rejection_under_deny(
     gate_factory,
     proxy: FaultProxy,
     local_server: LocalServer,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
     fault: str,
     reason: Reason,
     offline: bool,
@@ -138,7 +138,7 @@ async def test_each_fault_is_a_clear_rejection_under_deny(
 async def test_html_answer_is_a_configuration_fault_not_an_invalid_pass(
     gate_factory,
     proxy: FaultProxy,
-    local_server: LocalServer,  # type: ignore[no-untyped-def]
+    local_server: LocalServer,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -152,7 +152,7 @@ async def test_html_answer_is_a_configuration_fault_not_an_invalid_pass(
 async def test_a_timeout_is_retried_once_with_the_same_key(
     gate_factory,
     proxy: FaultProxy,
-    local_server: LocalServer,  # type: ignore[no-untyped-def]
+    local_server: LocalServer,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -169,7 +169,7 @@ async def test_a_timeout_is_retried_once_with_the_same_key(
 async def test_a_lost_answer_is_recovered_by_the_idempotent_retry(
     gate_factory,
     proxy: FaultProxy,
-    local_server: LocalServer,  # type: ignore[no-untyped-def]
+    local_server: LocalServer,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -182,7 +182,7 @@ async def test_a_lost_answer_is_recovered_by_the_idempotent_retry(
 async def test_used_after_a_timeout_is_possibly_admitted(
     gate_factory,
     proxy: FaultProxy,
-    local_server: LocalServer,  # type: ignore[no-untyped-def]
+    local_server: LocalServer,
 ) -> None:
     """A server that ignores Idempotency-Key counted the first try: say so, don't blame."""
     codes = local_server.seed()
@@ -197,7 +197,7 @@ async def test_used_after_a_timeout_is_possibly_admitted(
 async def test_a_short_retry_after_waits_instead_of_rejecting(
     gate_factory,
     proxy: FaultProxy,
-    local_server: LocalServer,  # type: ignore[no-untyped-def]
+    local_server: LocalServer,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory()
@@ -211,7 +211,7 @@ async def test_a_short_retry_after_waits_instead_of_rejecting(
 async def test_rejected_key_stops_scanning_until_it_works(
     gate_factory,
     proxy: FaultProxy,
-    local_server: LocalServer,  # type: ignore[no-untyped-def]
+    local_server: LocalServer,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory(key="pqr_live_" + "n" * 40)
@@ -229,7 +229,7 @@ async def test_allow_all_admits_loudly_and_replays(
     gate_factory,
     proxy: FaultProxy,
     local_server: LocalServer,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory("allow-all")
@@ -248,7 +248,7 @@ async def test_allow_known_decides_by_the_servers_rules_and_replays_once(
     gate_factory,
     proxy: FaultProxy,
     local_server: LocalServer,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory("allow-known")
@@ -285,7 +285,7 @@ async def test_replay_disagreement_is_recorded_for_staff(
     gate_factory,
     proxy: FaultProxy,
     local_server: LocalServer,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     codes = local_server.seed()
     gate = await gate_factory("allow-known")

@@ -19,15 +19,16 @@ from scanner.config import (
     JournalConfig,
     RelayConfig,
 )
-from scanner.pipeline import GateStatus, ServerState
 from scanner.relay import NoRelay
 from scanner.runtime import Kiosk
 from scanner.sources import SourceState
+from scanner.status import GateStatus, ServerState
 from scanner.turnstile import TurnstileStatus
 from scanner.ui.app import KioskApp
 from scanner.ui.screens import RecentScansScreen
 from scanner.ui.widgets import status_content, turnstile_content
-from tests.functional.test_ui import FakeClient, screen_text
+from tests.functional.test_ui import screen_text
+from tests.support.fakes import FakeClient
 from tests.support.gpio_pins import mock_factory, press
 from tests.support.waiting import eventually
 
@@ -67,7 +68,7 @@ async def test_a_forced_passage_reaches_the_status_line_and_f3(
         inputs=[GpioInputConfig(type="gpio", pin=PASSAGE, role="passage", name="rotation")],
         journal=JournalConfig(path=tmp_path / "journal.sqlite3"),
     )
-    kiosk = Kiosk(config, api_key="pqr_test_x", client=FakeClient(), sources=[])  # type: ignore[arg-type]
+    kiosk = Kiosk(config, api_key="pqr_test_x", client=FakeClient(), sources=[])
     events: list[object] = []
     kiosk.turnstile.subscribe(events.append)
     app = KioskApp(kiosk)

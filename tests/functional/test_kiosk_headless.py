@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +20,7 @@ from typing import IO, Any
 import pytest
 
 from tests.conftest import LocalServer
-from tests.support.serial_sim import LcusSim, ScannerSim
+from tests.support.serial_sim import BoardSim, LcusSim, ScannerSim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,8 @@ class Kiosk:
             pump.join(5)
 
     def decision(self, timeout: float = 10.0) -> dict[str, Any]:
-        return json.loads(self.out.get(timeout=timeout))
+        line: dict[str, Any] = json.loads(self.out.get(timeout=timeout))
+        return line
 
     def wait_stderr(self, needle: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -118,6 +119,11 @@ def start_kiosk(config: Path, server: LocalServer, *extra: str) -> Kiosk:
     for pump in pumps:
         pump.start()
     return Kiosk(proc, out, err, [], pumps)
+
+
+def has_ons(count: int) -> Callable[[BoardSim], bool]:
+    """The board has seen ``count`` ON commands."""
+    return lambda board: len(board.on_events()) == count
 
 
 @dataclass
@@ -183,7 +189,7 @@ def test_each_reason_on_screen_relay_and_journal(rig: Rig) -> None:
         assert line["source"].startswith("serial:")
         assert isinstance(line["latency_ms"], float | int) and line["offline"] is False
         if decision == "accepted":
-            assert rig.relay.wait_for(lambda b, n=ons_before: len(b.on_events()) == n + 1), (
+            assert rig.relay.wait_for(has_ons(ons_before + 1)), (
                 payload,
                 rig.relay.log.events,
             )

@@ -314,7 +314,7 @@ def test_kill_9_keeps_every_scan_read(
         scanner.close()
     rows = export(config)
     journaled = [(r["code"], r["message"]) for r in rows]
-    assert sorted(r["code"] for r in rows) == sorted(codes), (
+    assert sorted(str(r["code"]) for r in rows) == sorted(codes), (
         f"every scan read must have a journal row; the journal has {journaled}"
     )
     assert all(r["decision"] for r in rows), f"undecided rows: {rows}"
@@ -382,7 +382,7 @@ def test_interrupted_while_queued_is_a_plain_interruption(
         kiosk = launch(config)
         proxy.set_default("hang")
         scanner.scan(first, b"\r")
-        wait_until(lambda: validations_of(proxy, first), f"{first} is being validated")
+        wait_until(lambda: bool(validations_of(proxy, first)), f"{first} is being validated")
         scanner.scan(queued, b"\r")  # waits behind the first
         wait_until(
             lambda: any(r["code"] == queued for r in journal_rows(journal)),
@@ -489,7 +489,8 @@ async def test_outage_then_rescan_is_not_a_second_admission(
 def replay_state(journal: Path, scan_id: str) -> str | None:
     for row in journal_rows(journal):
         if row["scan_id"] == scan_id:
-            return row["replay_state"]
+            state: str | None = row["replay_state"]
+            return state
     raise AssertionError(f"no journal row for scan {scan_id}")
 
 
@@ -664,7 +665,7 @@ def test_disk_full_never_admits_without_a_decision_row(
 
     rows = export(config)
     admitted_lines = [line["code"] for _, _, line in seen if line["decision"] == "accepted"]
-    admitted_rows = [r["code"] for r in rows if r["decision"] == "accepted"]
+    admitted_rows = [str(r["code"]) for r in rows if r["decision"] == "accepted"]
     assert sorted(admitted_rows) == sorted(admitted_lines), (
         f"JSON lines admitted {admitted_lines}, the journal has {admitted_rows}"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from scanner.pipeline import GateStatus, ServerState
+from scanner.status import GateStatus, ServerState
 from scanner.ui.widgets import LinkStatus, link_content
 
 
@@ -39,4 +39,5 @@ def test_halted_scanning_says_why() -> None:
     line = text(
         GateStatus(server=ServerState.REJECTED_KEY, halted="API key rejected: bad"), LinkStatus()
     )
-    assert line == " SCANNING STOPPED  API key rejected: bad"
+    assert line == " SCANNING STOPPED  API key rejected: see F4"
+    assert "bad" not in line  # what the server said is for staff (F4), not the guest screen

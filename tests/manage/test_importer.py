@@ -22,10 +22,12 @@ import pytest
 from scanner.api import PassQRClient
 from scanner.budget import Budget, BudgetLimits
 from scanner.manage import importer
-from scanner.manage.importer import ImportReport, ResultsFile, read_csv
+from scanner.manage.guestlist import CsvFileError, read_csv
+from scanner.manage.importer import ImportReport, ResultsFile
 from scanner.manage.output import Out, Progress
-from scanner.manage.remote import Remote
 from scanner.models import PassInfo
+from scanner.remote import Remote
+from scanner.server import ServerThread, create_key
 from tests.conftest import LocalServer
 from tests.manage.conftest import RunCli, all_passes
 
@@ -152,14 +154,14 @@ def test_a_name_column_is_a_hint_not_a_guess(tmp_path: Path) -> None:
     ],
 )
 def test_unusable_files(tmp_path: Path, text: str, words: str) -> None:
-    with pytest.raises(importer.CsvFileError, match=words):
+    with pytest.raises(CsvFileError, match=words):
         read_csv(write(tmp_path / "g.csv", text))
 
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("holder_name\nZo\xeb\n".encode("latin-1"))
-    with pytest.raises(importer.CsvFileError, match="not UTF-8"):
+    with pytest.raises(CsvFileError, match="not UTF-8"):
         read_csv(path)
 
 
@@ -299,6 +301,30 @@ def assert_one_pass_per_row(server: LocalServer, template: str, source: Path, co
     results = results_lines(importer.default_results_path(source))
     assert sorted(int(r["line"]) for r in results) == list(range(2, count + 2))
     assert {r["code"] for r in results} == {p.code for p in made}
+
+
+def test_a_plan_quota_stops_the_import_with_a_report(tmp_path: Path) -> None:
+    """402 plan_limit_reached is not a failed row: every row after it would fail too."""
+    db = tmp_path / "quota.sqlite3"
+    key = create_key(db, plan="starter", business="small")
+    with ServerThread(db, rate_limit=False, pass_quotas={"starter": 2}) as srv:
+        server = LocalServer(base_url=srv.base_url, api_key=key, db_path=db)
+        template = create_template(server)
+        source = guest_list(tmp_path / "guests.csv", 5)
+        report = run_import(server, source, template)
+    assert len(report.created) == 2 and report.failed == []
+    assert report.stopped is not None and "line 4" in report.stopped
+    assert "starter plan allows 2 passes" in report.stopped
+
+
+def create_template(server: LocalServer) -> str:
+    async def go() -> str:
+        async with PassQRClient(server.base_url, server.api_key) as client:
+            template_id = (await client.create_template(name="Quota")).id
+            assert template_id is not None
+            return template_id
+
+    return asyncio.run(go())
 
 
 def test_a_run_stopped_half_way_resumes_without_duplicates(

@@ -27,8 +27,9 @@ from scanner.errors import (
     ScannerError,
     ServerError,
 )
-from scanner.manage.cli import EXIT_CONFIG, EXIT_DENIED, EXIT_FAILED, EXIT_USAGE
-from scanner.manage.remote import Remote, describe
+from scanner.explain import describe
+from scanner.manage.session import EXIT_CONFIG, EXIT_DENIED, EXIT_FAILED, EXIT_USAGE
+from scanner.remote import Remote
 from scanner.server import ServerThread, create_key, seed_demo
 from scanner.server.ratelimit import RateLimits
 from tests.conftest import LocalServer
@@ -344,7 +345,7 @@ def test_a_refused_key_is_one_line_without_the_key(
     ran = cli("passes", "list", config_file=bad)
     assert ran.status == EXIT_FAILED
     line = one_line_error(ran.err)
-    assert "API key was refused" in line
+    assert "API key rejected" in line
     assert wrong not in ran.err and "x" * 20 not in ran.err
 
 
@@ -390,7 +391,7 @@ def test_not_found_by_code(cli: RunCli, local_server: LocalServer) -> None:
 @pytest.mark.parametrize(
     ("error", "words"),
     [
-        (AuthenticationError("Unauthorized: bad key pqr_live_secret123"), "API key was refused"),
+        (AuthenticationError("Unauthorized: bad key pqr_live_secret123"), "API key rejected"),
         (PlanError("Forbidden"), "plan has no API access"),
         (RateLimitedError("Too many", retry_after=41.2), "try again in 42 s"),
         (NotFoundError("Not Found"), "pass X not found"),

@@ -26,7 +26,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 def decode_png(path: Path) -> list[str]:
     gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     assert gray is not None, path
-    return [code.text for code in build_decoder("auto").decode(gray)]
+    return [code.text for code in build_decoder("auto").decode(gray.astype(np.uint8))]
 
 
 def svg_texts(root: ET.Element) -> list[str]:
@@ -65,6 +65,7 @@ def test_png_has_the_name_under_the_code(tmp_path: Path) -> None:
     without, _ = png_bytes(PassInfo(code="PASS-AB12CD34"))
     a = cv2.imdecode(np.frombuffer(with_name, np.uint8), cv2.IMREAD_GRAYSCALE)
     b = cv2.imdecode(np.frombuffer(without, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert a is not None and b is not None
     assert a.shape[1] == b.shape[1] and a.shape[0] > b.shape[0]  # one more line of text
     width = a.shape[1]
     assert (a[width:, :] < 128).any()  # ink under the symbol

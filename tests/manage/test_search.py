@@ -10,8 +10,8 @@ import pytest
 from scanner.api import PassQRClient
 from scanner.budget import Bucket, Budget
 from scanner.journal import Journal
-from scanner.manage.search import PassFinder, Query, fold, scans_of
 from scanner.models import PassInfo, Scan
+from scanner.search import PassFinder, Query, fold
 from tests.conftest import LocalServer
 
 ZOE = PassInfo(code="PASS-ZOE00001", holder_name="Zoë Müller", holder_email="zoe@Example.com")
@@ -95,7 +95,7 @@ async def test_search_prefers_the_offline_copy(tmp_path: Path) -> None:
                 manual=True,
             )
         )
-        rows = await scans_of(journal, "PASS-ZOE00001")
+        rows = await journal.history("PASS-ZOE00001")
         assert [(r["source"], r["manual"]) for r in rows] == [("staff", 1)]
     finally:
         await journal.close()

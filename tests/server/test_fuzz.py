@@ -53,9 +53,15 @@ class Fuzzed:
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     db: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.sqlite3"
-    keys = {"pro": create_key(db, plan="pro"), "free": create_key(db, plan="free")}
+    keys = {
+        "pro": create_key(db, plan="pro"),
+        "free": create_key(db, plan="free"),
+        # A small quota, so that 402 plan_limit_reached (and plan_not_supported) are met.
+        "starter": create_key(db, plan="starter", business="small"),
+        "other": create_key(db, plan="pro", business="other"),
+    }
     with (
-        ServerThread(db, rate_limit=False) as server,
+        ServerThread(db, rate_limit=False, pass_quotas={"starter": 3}) as server,
         httpx.Client(timeout=10.0) as client,
     ):
         auth = {"Authorization": f"Bearer {keys['pro']}"}
@@ -175,6 +181,7 @@ FIELD_NAMES = [
     "logo_url",
     "fields",
     "settings",
+    "attempted",
 ]
 interesting: st.SearchStrategy[Any] = st.sampled_from(
     [
@@ -269,7 +276,9 @@ header_values = st.text(
 @st.composite
 def headers(draw: st.DrawFn, fuzz: Fuzzed) -> dict[str, str]:
     result: dict[str, str] = {}
-    auth = draw(st.sampled_from(["pro", "pro", "pro", "free", "none", "junk", "scheme"]))
+    auth = draw(
+        st.sampled_from(["pro", "pro", "pro", "free", "starter", "other", "none", "junk", "scheme"])
+    )
     if auth in fuzz.keys:
         result["Authorization"] = f"Bearer {fuzz.keys[auth]}"
     elif auth == "junk":
@@ -334,6 +343,7 @@ template_bodies = st.fixed_dictionaries(
         ),
         "fields": st.lists(small_objects, max_size=5),
         "settings": small_objects,
+        "max_uses": st.none() | st.integers(1, 1_000_000_000),
     },
 )
 pass_bodies = st.fixed_dictionaries(
@@ -352,17 +362,17 @@ pass_changes = st.fixed_dictionaries(
         "holder_name": st.none() | _valid_text(200),
         "holder_email": st.none() | emails,
         "data": small_objects,
-        "status": st.sampled_from(["active", "used", "revoked"]),
+        "status": st.sampled_from(["active", "used", "expired", "revoked"]),
     },
 )
 
 
-def _send(fuzz: Fuzzed, method: str, path: str, body: Any) -> httpx.Response:
+def _send(fuzz: Fuzzed, method: str, path: str, body: Any, key: str = "pro") -> httpx.Response:
     answer = fuzz.client.request(
         method.upper(),
         f"{fuzz.base_url}{path}",
         json=body,
-        headers={"Authorization": f"Bearer {fuzz.keys['pro']}"},
+        headers={"Authorization": f"Bearer {fuzz.keys[key]}"},
     )
     check_answer(fuzz, method, f"/api/v1{path}", answer)
     return answer
@@ -401,6 +411,23 @@ def test_documented_pass_bodies_succeed(
     assert patched.status_code in (200, 409), patched.text
     code = created.json()["data"]["code"]
     assert _send(fuzzed, "post", "/validate", {"code": code}).status_code == 200
+
+
+@SMALL
+@given(body=pass_bodies, key=st.sampled_from(["pro", "starter", "other", "free"]))
+def test_every_plan_and_business_gets_documented_answers(
+    fuzzed: Fuzzed, body: dict[str, Any], key: str
+) -> None:
+    """Creates past the starter quota (402), push by plan (200/402), another business (404)."""
+    created = _send(fuzzed, "post", "/passes", {"template_id": fuzzed.template_id, **body}, key)
+    expected = {"pro": 201, "starter": 400, "other": 400, "free": 403}[key]
+    assert created.status_code == expected, created.text
+    pushed = _send(fuzzed, "post", f"/passes/{fuzzed.pass_id}/push", None, key)
+    assert pushed.status_code == {"pro": 200, "starter": 402, "other": 404, "free": 403}[key]
+    if key == "starter":
+        own = _send(fuzzed, "post", "/templates", {"name": "Small"}, key).json()["data"]
+        made = _send(fuzzed, "post", "/passes", {"template_id": own["id"], **body}, key)
+        assert made.status_code in (201, 402), made.text
 
 
 @SMALL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import re
@@ -111,8 +112,15 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, str, P
     """`server run` on a free port; yields (process, base_url, key, db)."""
     db = tmp_path / "run.sqlite3"
     key = cli("create-key", "--db", str(db)).stdout.strip()
+    with serving(db) as (process, base_url):
+        yield process, base_url, key, db
+
+
+@contextlib.contextmanager
+def serving(db: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`server run --db db *extra` on a free port; yields (process, base_url)."""
     process = subprocess.Popen(
-        [*CLI, "run", "--db", str(db), "--port", "0", "--no-rate-limit"],
+        [*CLI, "run", "--db", str(db), "--port", "0", "--no-rate-limit", *extra],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
@@ -143,7 +151,7 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, str, P
             base_url = match.group(1)
     try:
         assert base_url, "".join(seen)
-        yield process, base_url, key, db
+        yield process, base_url
     finally:
         if process.poll() is None:
             process.kill()
@@ -155,6 +163,41 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, str, P
         assert process.stdout is not None
         process.stdout.close()
         stderr.close()
+
+
+def test_businesses_and_quotas_from_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "biz.sqlite3"
+    made = cli("create-key", "--db", str(db), "--plan", "starter", "--business", "north")
+    assert made.returncode == 0, made.stderr
+    assert "business 'north'" in made.stderr
+    starter = made.stdout.strip()
+    plain = cli("create-key", "--db", str(db)).stdout.strip()
+    seeded = cli("seed-demo", "--db", str(db), "--business", "north")
+    assert seeded.returncode == 0, seeded.stderr
+    codes = dict(line.split(" ") for line in seeded.stdout.splitlines())
+    bad = cli("create-key", "--db", str(db), "--business", " ")
+    assert_one_line_error(bad, "business")
+    assert cli("run", "--db", str(db), "--pass-quota", "gold=1").returncode == 2
+    assert cli("run", "--db", str(db), "--pass-quota", "starter=-1").returncode == 2
+    with serving(db, "--pass-quota", "starter=6", "--pass-quota", "pro=unlimited") as (
+        _,
+        base_url,
+    ):
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {starter}"}) as api:
+            template = api.get("/templates").json()["data"][0]
+            assert (
+                api.post("/validate", json={"code": codes["season"]}).json()["data"]["result"]
+                == "valid"
+            )
+            created = api.post("/passes", json={"template_id": template["id"]})
+            assert created.status_code == 201, created.text  # the 6th pass
+            refused = api.post("/passes", json={"template_id": template["id"]})
+            assert (refused.status_code, refused.json()["error"]) == (402, "plan_limit_reached")
+            pushed = api.post(f"/passes/{created.json()['data']['id']}/push")
+            assert (pushed.status_code, pushed.json()["error"]) == (402, "plan_not_supported")
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {plain}"}) as api:
+            answer = api.post("/validate", json={"code": codes["season"]}).json()["data"]
+            assert answer["result"] == "not_found"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -185,7 +185,7 @@ def test_key_cache_expires() -> None:
     cache = KeyCache(5.0, clock=lambda: now[0])
     from scanner.server.auth import ApiKey
 
-    key = ApiKey(id="1", name="n", plan="pro")
+    key = ApiKey(id="1", name="n", plan="pro", business="default")
     cache.put("h", key)
     assert cache.get("h") == key
     now[0] = 5.0
@@ -196,7 +196,7 @@ def test_scan_rows_cover_not_found(tmp_path: Path) -> None:
     db = tmp_path / "scans.sqlite3"
     store = Store.open(db)
     try:
-        answer = store.execute(lambda s: (200, s.validate(None, "junk", None)), None)
+        answer = store.execute(lambda s: (200, s.validate(None, "junk", None, "default")), None)
         assert b'"not_found"' in answer.body
         assert store.count_scans() == 1
     finally:
@@ -207,7 +207,7 @@ def test_store_rolls_back_failed_operations(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "rollback.sqlite3")
 
     def half_done(s: Store) -> tuple[int, Any]:
-        s.validate(None, "junk", None)
+        s.validate(None, "junk", None, "default")
         raise RuntimeError("boom")
 
     try:

@@ -1,4 +1,5 @@
-"""One SVG per kiosk state, at 80x24 (``pytest --snapshot-update`` rewrites them).
+"""One SVG per kiosk state, at 80x24, and the guest's states again at 64x18 (a 1024x600
+panel with the deploy guide's 16x32 console font). ``pytest --snapshot-update`` rewrites them.
 
 Deterministic by construction: a fixed gate name and holder names, a fresh
 journal (so fixed counts), a fake PassQR client (so a fixed server state and
@@ -30,22 +31,26 @@ from textual.widgets import Input
 from scanner.config import ApiConfig, Config, GateConfig, JournalConfig, RelayConfig
 from scanner.errors import NetworkError
 from scanner.models import (
-    Page,
     PassInfo,
     RawScan,
+    Reason,
     TemplateInfo,
     ValidationOutcome,
     ValidationResult,
 )
-from scanner.pipeline import ServerState
 from scanner.relay import NoRelay
 from scanner.runtime import Kiosk
 from scanner.sources import KeyboardSource
+from scanner.status import ServerState
 from scanner.ui.app import KioskApp
 from scanner.ui.screens import ConfirmQuitScreen, ManualEntryScreen, StartupErrorScreen
+from scanner.ui.staff import StaffScreen
+from scanner.ui.widgets import DecisionBar
+from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
 
 SIZE = (80, 24)
+SMALL = (64, 18)
 
 SnapCompare = Callable[..., bool]
 RunBefore = Callable[[Pilot[int]], Awaitable[None]]
@@ -55,7 +60,13 @@ ANSWERS: dict[str, Any] = {
         outcome=ValidationOutcome.VALID,
         result="valid",
         message="",
-        pass_=PassInfo(code="PASS-GOOD0001", holder_name="Ada Lovelace", max_uses=5, uses_count=2),
+        pass_=PassInfo(
+            code="PASS-GOOD0001",
+            holder_name="Ada Lovelace",
+            max_uses=5,
+            uses_count=2,
+            data={"seat": "12A", "table": 4},
+        ),
         template=TemplateInfo(name="Demo Festival"),
     ),
     "PASS-USED0001": ValidationResult(
@@ -77,21 +88,10 @@ def _no_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-class FakeClient:
-    """Stands in for :class:`scanner.api.PassQRClient`: a fixed table of answers."""
-
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        answer = ANSWERS[code]
-        if isinstance(answer, Exception):
-            raise answer
-        assert isinstance(answer, ValidationResult)
-        return answer
-
-    async def list_templates(self, *, page: int = 1, limit: int = 20) -> Page[TemplateInfo]:
-        return Page(items=(), page=page, limit=limit, total=0)
-
-    async def aclose(self) -> None:
-        pass
+SEAT_PASSES = tuple(
+    PassInfo(code=f"PASS-SEAT000{i}", template_id="t1", uses_count=int(i < 3)) for i in range(8)
+)
+TEMPLATES = (TemplateInfo(id="t1", name="Demo Festival"),)
 
 
 class SixteenColours(LineFilter):
@@ -122,14 +122,19 @@ def build(
 ) -> KioskApp:
     config = Config(
         api=ApiConfig(base_url="http://127.0.0.1:9/api/v1"),
-        gate=GateConfig(name="Main entrance", repeat_ignore_s=0.0, result_hold_s=3600.0),
+        gate=GateConfig(
+            name="Main entrance",
+            repeat_ignore_s=0.0,
+            result_hold_s=3600.0,
+            show_data=["seat", "table"],
+        ),
         relay=RelayConfig(type="none", pulse_ms=50),
         journal=JournalConfig(path=journal or tmp_path / "journal.sqlite3"),
     )
     kiosk = Kiosk(
         config,
         api_key="pqr_live_test",
-        client=FakeClient(),  # type: ignore[arg-type]
+        client=FakeClient(ANSWERS, passes=SEAT_PASSES, templates=TEMPLATES),
         sources=[KeyboardSource()],
         relay=NoRelay(pulse_ms=50),
     )
@@ -165,10 +170,22 @@ def scanning(*codes: str) -> RunBefore:
         for n, code in enumerate(codes, 1):
             app.kiosk.submit(RawScan(source="keyboard", text=code, at=time.monotonic()))
             await shown(app, n)
+        panel = app.gate_screen.panel
+        if panel.decision is not None and panel.decision.reason is Reason.USED:
+            await eventually(lambda: bool(panel.note))  # "Used before": no admission here
         app.gate_screen.refresh_status()
         await pilot.pause()
 
     return run_before
+
+
+async def out_of_service(pilot: Pilot[int]) -> None:
+    app = await ready(pilot)
+    app.kiosk.gate.status.halted = "API key rejected: key revoked"
+    app.kiosk.gate.status.server = ServerState.REJECTED_KEY
+    await eventually(lambda: app.gate_screen.panel.out_of_service)
+    app.gate_screen.refresh_status()
+    await pilot.pause()
 
 
 async def idle(pilot: Pilot[int]) -> None:
@@ -197,6 +214,55 @@ def test_rejected(snap_compare: SnapCompare, tmp_path: Path) -> None:
 def test_server_unreachable(snap_compare: SnapCompare, tmp_path: Path) -> None:
     run_before = scanning("PASS-DOWN0001")
     assert snap_compare(build(tmp_path), run_before=run_before, terminal_size=SIZE)
+
+
+def test_out_of_service(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(build(tmp_path), run_before=out_of_service, terminal_size=SIZE)
+
+
+def test_scan_during_staff_mode(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[int]) -> None:
+        app = await ready(pilot)
+        await pilot.press("f4")
+        await eventually(lambda: isinstance(app.screen, StaffScreen))
+        staff = app.screen
+        assert isinstance(staff, StaffScreen)
+        staff.query_one(Input).cursor_blink = False
+        await eventually(lambda: staff.attendance is not None)
+        app.kiosk.submit(RawScan(source="serial", text="PASS-USED0001", at=time.monotonic()))
+        await shown(app, 1)
+        await eventually(lambda: bool(staff.query_one(DecisionBar).note))
+        await pilot.pause()
+
+    assert snap_compare(build(tmp_path), run_before=run_before, terminal_size=SIZE)
+
+
+# -- a 7-inch panel: 64x18 with the deploy guide's font --------------------------------------
+
+
+def test_idle_small_panel(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = build(tmp_path, app_class=LinuxConsoleApp)
+    assert snap_compare(app, run_before=idle, terminal_size=SMALL)
+
+
+def test_accepted_small_panel(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = build(tmp_path, app_class=LinuxConsoleApp)
+    assert snap_compare(app, run_before=scanning("PASS-GOOD0001"), terminal_size=SMALL)
+
+
+def test_rejected_small_panel(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = build(tmp_path, app_class=LinuxConsoleApp)
+    assert snap_compare(app, run_before=scanning("PASS-USED0001"), terminal_size=SMALL)
+
+
+def test_server_unreachable_small_panel(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = build(tmp_path, app_class=LinuxConsoleApp)
+    assert snap_compare(app, run_before=scanning("PASS-DOWN0001"), terminal_size=SMALL)
+
+
+def test_out_of_service_small_panel(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = build(tmp_path, app_class=LinuxConsoleApp)
+    assert snap_compare(app, run_before=out_of_service, terminal_size=SMALL)
 
 
 def test_idle_linux_console_16_colours(snap_compare: SnapCompare, tmp_path: Path) -> None:

@@ -30,10 +30,10 @@ def mock_factory(factory: MockFactory | None = None) -> Iterator[MockFactory]:
         Device.pin_factory = previous
 
 
-class BrokenFactory(MockFactory):
+class BrokenFactory(MockFactory):  # type: ignore[misc]  # gpiozero is untyped
     """A factory that cannot give out any pin (no /dev/gpiochip*, a library that fails)."""
 
-    def pin(self, name: Any) -> MockPin:  # type: ignore[override]
+    def pin(self, name: Any) -> MockPin:
         raise BadPinFactory("Unable to load any default pin factory!")
 
 

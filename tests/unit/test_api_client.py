@@ -26,6 +26,7 @@ from scanner.errors import (
     NetworkError,
     NotFoundError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     RequestRejectedError,
     ServerError,
@@ -132,7 +133,11 @@ def test_shapeless_answers_are_bad_answers(body: dict[str, Any]) -> None:
             "Invalid API key",
         ),
         (answer(403, {"error": "Forbidden", "message": "Plan"}), PlanError, "Plan"),
-        (answer(402, {"error": "Payment Required", "message": "Upgrade"}), PlanError, "Upgrade"),
+        (
+            answer(402, {"error": "Payment Required", "message": "Upgrade"}),
+            PlanLimitError,
+            "Upgrade",
+        ),
         (
             answer(
                 429,
@@ -229,3 +234,120 @@ async def test_the_key_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     assert KEY not in repr(info.value)
     assert KEY not in caplog.text
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("handler", "error", "message", "code"),
+    [
+        # The shapes PassQR's own code reads (its studio's errMsg), and ours.
+        (
+            answer(400, {"error": "holder_email is invalid"}),
+            RequestRejectedError,
+            "holder_email is invalid",
+            None,
+        ),
+        (
+            answer(400, {"message": "max_uses must be positive"}),
+            RequestRejectedError,
+            "max_uses must be positive",
+            None,
+        ),
+        (
+            answer(400, {"error": {"message": "template not found", "code": "bad_template"}}),
+            RequestRejectedError,
+            "template not found",
+            "bad_template",
+        ),
+        (answer(400, {"error": {"msg": "too long"}}), RequestRejectedError, "too long", None),
+        (
+            answer(422, {"error": {"code": "bad_thing"}}),
+            RequestRejectedError,
+            "bad_thing",
+            "bad_thing",
+        ),
+        (
+            answer(400, {"error": "Bad Request", "message": "code missing"}),
+            RequestRejectedError,
+            "Bad Request: code missing",
+            None,
+        ),
+        (answer(404, {"error": ["odd"], "message": 7}), NotFoundError, "not found", None),
+        (answer(500, "database down"), ServerError, "database down", None),
+        # Plain text and HTML: the text itself, or the page's title, never markup.
+        (
+            answer(401, text="Invalid API key", headers={"content-type": "text/plain"}),
+            AuthenticationError,
+            "Invalid API key",
+            None,
+        ),
+        (
+            answer(
+                403, text="<html><head><title>Plan required</title></head><body>x</body></html>"
+            ),
+            PlanError,
+            "Plan required",
+            None,
+        ),
+        (
+            answer(
+                502,
+                text="<html><head><title>502 Bad Gateway</title></head>"
+                "<body><h1>502</h1></body></html>",
+            ),
+            BadAnswerError,
+            "502 Bad Gateway",
+            None,
+        ),
+        (
+            answer(500, text="upstream exploded", headers={"content-type": "text/plain"}),
+            BadAnswerError,
+            "upstream exploded",
+            None,
+        ),
+        # 402: a plan limit on one action, not a plan without API access.
+        (
+            answer(
+                402, {"error": "plan_limit_reached", "message": "The starter plan allows 3 passes"}
+            ),
+            PlanLimitError,
+            "The starter plan allows 3 passes",
+            "plan_limit_reached",
+        ),
+        (
+            answer(402, {"error": "plan_not_supported"}),
+            PlanLimitError,
+            "plan not supported",
+            "plan_not_supported",
+        ),
+        (
+            answer(402, {"error": {"message": "Upgrade to Pro", "code": "plan_not_supported"}}),
+            PlanLimitError,
+            "Upgrade to Pro",
+            "plan_not_supported",
+        ),
+    ],
+)
+async def test_every_error_shape_gives_the_best_human_message(
+    handler: Callable[[httpx.Request], httpx.Response],
+    error: type[Exception],
+    message: str,
+    code: str | None,
+) -> None:
+    async with client_for(handler) as client:
+        with pytest.raises(error) as info:
+            await client.create_pass(template_id="t")
+    text = str(info.value)
+    assert message in text
+    for junk in ("[object", "{'", '{"', "<", "None"):
+        assert junk not in text, text
+    assert getattr(info.value, "code", None) == code
+    if isinstance(info.value, PlanLimitError):
+        assert not isinstance(info.value, PlanError)  # a limit never halts scanning
+
+
+async def test_a_long_html_page_is_cut_to_its_words() -> None:
+    page = "<html><body>" + "<div>word</div>" * 500 + "</body></html>"
+    async with client_for(answer(400, text=page)) as client:
+        with pytest.raises(BadAnswerError) as info:
+            await client.create_pass(template_id="t")
+    assert "<" not in str(info.value) and len(str(info.value)) < 400

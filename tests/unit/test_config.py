@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,3 +358,92 @@ def test_the_systemd_credential_and_the_environment_need_no_mode(tmp_path: Path)
     config = parse_config({})
     assert load_api_key(config, {"CREDENTIALS_DIRECTORY": str(creds)}) == KEY
     assert load_api_key(config, {"PASSQR_API_KEY": KEY}) == KEY
+
+
+#: Every rule ``parse_config`` applies beyond a field's type and range, one case each.
+RULES = [
+    ("staff-pin-empty", {"staff": {"pin": "  "}}, r"staff\.pin: an empty PIN"),
+    ("staff-pin", {"staff": {"pin": "2468"}}, None),
+    ("relay-needs-a-port", {"relay": {"type": "numato"}}, r"relay\.port: required for"),
+    (
+        "lcus-channel-9",
+        {"relay": {"type": "lcus", "port": "/dev/x", "channel": 9}},
+        r"relay\.channel: lcus boards have channels 1 to 8",
+    ),
+    (
+        "numato-channel-33",
+        {"relay": {"type": "numato", "port": "/dev/x", "channel": 33}},
+        r"numato boards have channels 1 to 32",
+    ),
+    (
+        "hw667-channel-2",
+        {"relay": {"type": "hw667", "port": "/dev/x", "channel": 2}},
+        r"hw667 boards have channels 1 to 1",
+    ),
+    (
+        "ascii-channel-0",
+        {
+            "relay": {
+                "type": "ascii",
+                "port": "p",
+                "channel": 0,
+                "on_command": "a",
+                "off_command": "b",
+            }
+        },
+        None,
+    ),
+    (
+        "ascii-needs-commands",
+        {"relay": {"type": "ascii", "port": "/dev/x", "off_command": "off"}},
+        r"relay\.on_command: required for relay type 'ascii'",
+    ),
+    (
+        "hex-not-hex",
+        {"relay": {"type": "hex", "port": "/dev/x", "on_command": "zz", "off_command": "00"}},
+        r"relay\.on_command: relay command 'zz' is not hex bytes",
+    ),
+    (
+        "commands-on-a-board",
+        {"relay": {"type": "lcus", "port": "/dev/x", "off_command": "x"}},
+        r"relay\.on_command: only relay types 'ascii' and 'hex' take commands",
+    ),
+    (
+        "two-keyboards",
+        {"sources": [{"type": "keyboard"}, {"type": "keyboard", "name": "b"}]},
+        r"sources: only one keyboard source can exist",
+    ),
+    (
+        "synthetic-option",
+        {"sources": [{"type": "camera", "device": "synthetic?speed=2"}]},
+        r"sources\[0\]\.device: camera device 'synthetic\?speed=2': option 'speed' is unknown",
+    ),
+    (
+        "synthetic-value",
+        {"sources": [{"type": "camera", "device": "synthetic?loop=maybe"}]},
+        r"sources\[0\]\.device: .*'maybe' is not true or false",
+    ),
+    (
+        "url-space",
+        {"api": {"base_url": "https://passqr.com/api v1"}},
+        r"api\.base_url: .* contains spaces",
+    ),
+    ("url-port-0", {"api": {"base_url": "https://passqr.com:0/api"}}, r"port must be a number"),
+    ("url-bad-host", {"api": {"base_url": "https://a..b/api"}}, r"not a valid host name"),
+    ("metrics-listen", {"metrics": {"listen": "9108"}}, r"metrics\.listen: '9108' is not host"),
+]
+
+
+@pytest.mark.parametrize(("table", "match"), [c[1:] for c in RULES], ids=[c[0] for c in RULES])
+def test_every_rule_beyond_the_fields(table: dict[str, Any], match: str | None) -> None:
+    if match is None:
+        assert parse_config(table)
+        return
+    with pytest.raises(ConfigError, match=match):
+        parse_config(table)
+
+
+def test_the_staff_pin_is_read_from_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[staff]\npin = "2468"\n'))
+    assert config.staff.pin == "2468"
+    assert load_config(write(tmp_path, "")).staff.pin is None

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from scanner.errors import InvalidPayloadError
-from scanner.payload import MAX_PAYLOAD_CHARS, normalise, printable, strip_aim
+from scanner.payload import MAX_PAYLOAD_CHARS, is_pass_code, normalise, printable, strip_aim
 
 
 @pytest.mark.parametrize(
@@ -58,3 +60,17 @@ def test_aim_prefix_only_at_start() -> None:
 def test_printable_escapes_controls_and_caps_length() -> None:
     assert printable("a\x1bb\nc") == "a\\x1bb\\x0ac"
     assert printable("x" * 100, 10) == "x" * 10 + "…"
+
+
+def test_the_client_spells_the_pass_code_pattern_once() -> None:
+    """`scanner.payload` is the kiosk's one home of the pattern; the server keeps its own."""
+    root = Path(__file__).resolve().parents[2] / "scanner"
+    spelled = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "PASS-[A-Z0-9]" in path.read_text(encoding="utf-8")
+        and path.relative_to(root).parts[0] != "server"
+    )
+    assert spelled == ["payload.py"]
+    assert is_pass_code("PASS-ABC12345")
+    assert not any(is_pass_code(t) for t in ("pass-abc12345", "PASS-ABC12345\n", " PASS-ABC12345"))

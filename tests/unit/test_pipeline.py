@@ -17,6 +17,7 @@ from scanner.errors import (
     BadAnswerError,
     NetworkError,
     PlanError,
+    PlanLimitError,
     RateLimitedError,
     ServerError,
 )
@@ -32,32 +33,23 @@ from scanner.models import (
     ValidationResult,
     utcnow,
 )
-from scanner.pipeline import Gate, ServerState
+from scanner.pipeline import Gate
 from scanner.relay import NoRelay, RelayState
+from scanner.status import ServerState
+from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
 
 
-class ScriptedValidator:
-    """Answers from a table; records every call (code, idempotency key)."""
+class ScriptedValidator(FakeClient):
+    """The shared fake, answers set by each test; ``gate`` holds validations back."""
 
-    def __init__(self) -> None:
-        self.answers: dict[str, ValidationResult | Exception] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.gate: asyncio.Event | None = None
+    @property
+    def gate(self) -> asyncio.Event | None:
+        return self.hold
 
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        self.calls.append((code, idempotency_key))
-        if self.gate is not None:
-            await self.gate.wait()
-        answer = self.answers.get(
-            code,
-            ValidationResult(
-                outcome=ValidationOutcome.NOT_FOUND, result="not_found", message="Pass not found"
-            ),
-        )
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    @gate.setter
+    def gate(self, event: asyncio.Event | None) -> None:
+        self.hold = event
 
 
 def valid(holder: str = "Ada", uses: int = 1, max_uses: int | None = 3) -> ValidationResult:
@@ -220,6 +212,26 @@ async def test_api_failures_reject_with_a_reason_and_a_server_state(
     assert decision.offline is offline
     assert gate.status.server is server
     assert relay.pulses == 0
+
+
+async def test_a_plan_limit_refuses_the_scan_but_never_halts_scanning(
+    gate: Gate, validator: ScriptedValidator, relay: NoRelay
+) -> None:
+    """A 402 (quota spent, feature not in the plan) is about one action; a 403 stops the kiosk."""
+    validator.answers["PASS-AAAA0007"] = PlanLimitError(
+        "The starter plan allows 3 passes", status=402, code="plan_limit_reached"
+    )
+    refused = await decide(gate, "PASS-AAAA0007")
+    assert not refused.accepted and refused.reason is Reason.ERROR
+    assert "The starter plan allows 3 passes" in refused.detail
+    assert gate.status.halted == ""
+    assert gate.status.server is not ServerState.NO_PLAN
+    validator.answers["PASS-AAAA0008"] = valid()
+    admitted = await decide(gate, "PASS-AAAA0008")
+    assert admitted.accepted and relay.pulses == 1
+    validator.answers["PASS-AAAA0009"] = PlanError("free plan", status=403)
+    await decide(gate, "PASS-AAAA0009")
+    assert gate.status.halted
 
 
 @pytest.mark.parametrize("junk", ["[bold]x[/]", "PASS-\x1b[2J", "x" * 600, "4006381333931"])

@@ -36,8 +36,10 @@ from scanner.models import (
 )
 from scanner.offline import Replayer
 from scanner.payload import printable
-from scanner.pipeline import DOOR_FAULT_TEXT, Gate, ServerState
+from scanner.pipeline import DOOR_FAULT_TEXT, Gate
 from scanner.relay import NoRelay
+from scanner.status import ServerState
+from tests.support.fakes import FakeClient
 from tests.support.waiting import eventually
 from tests.unit.test_pipeline import ScriptedValidator, valid
 
@@ -129,27 +131,14 @@ async def test_a_restart_tells_unasked_from_asked_scans(tmp_path: Path) -> None:
     )
 
 
-class ReconcileClient:
+class ReconcileClient(FakeClient):
     """The two calls the reconciler makes, scripted."""
 
-    base_url = "http://127.0.0.1:9/api/v1"
-
     def __init__(self, honours: bool, outcome: ValidationOutcome) -> None:
-        self.honours = honours
-        self.outcome = outcome
-        self.calls: list[tuple[str, str]] = []
-        self.probes = 0
-
-    async def honours_idempotency(self) -> bool:
-        self.probes += 1
-        return self.honours
-
-    async def validate(self, code: str, *, idempotency_key: str) -> ValidationResult:
-        self.calls.append((code, idempotency_key))
-        return ValidationResult(outcome=self.outcome, result=self.outcome.value, message="")
-
-    async def list_passes(self, **kw: object) -> object:  # pragma: no cover - not called
-        raise AssertionError("not used")
+        super().__init__(
+            default=ValidationResult(outcome=outcome, result=outcome.value, message=""),
+            honours=honours,
+        )
 
 
 async def interrupted_after_asking(path: Path, scan_id: str = "scan-1") -> None:
@@ -177,7 +166,7 @@ async def test_an_interrupted_scan_is_settled_with_its_own_key(
     journal = Journal(path)
     await journal.open()
     client = ReconcileClient(honours, outcome)
-    replayer = Replayer(client, journal, Budget())  # type: ignore[arg-type]
+    replayer = Replayer(client, journal, Budget())
     try:
         assert await replayer.replay_once()
         assert replayer.status.for_staff == (0 if state == "done" else 1)
@@ -201,7 +190,7 @@ async def test_the_idempotency_answer_is_remembered_across_restarts(tmp_path: Pa
         await journal.open()
         client = ReconcileClient(True, ValidationOutcome.USED)
         try:
-            await Replayer(client, journal, Budget()).replay_once()  # type: ignore[arg-type]
+            await Replayer(client, journal, Budget()).replay_once()
         finally:
             await journal.close()
     assert client.probes == 0, "the second run knew the server from the journal"
@@ -286,7 +275,7 @@ async def test_a_relay_fault_is_part_of_the_admission(journal: Journal, tmp_path
     assert gate.status.relay_faults == 1
     metrics = Metrics()
     metrics.observe(decision)
-    assert "passqr_relay_faults_total 1" in metrics.render()
+    assert "passqr_relay_faults_total 1.0" in metrics.render()
     (row,) = rows(tmp_path / "journal.sqlite3")
     assert row["relay_fault"] == decision.relay_fault
 
@@ -346,11 +335,16 @@ async def test_an_old_probe_answer_does_not_hide_a_newer_fault(
     task = gate.submit(raw("PASS-AAAA0001"))
     assert task is not None
     await task
-    assert gate.status.server is ServerState.FAULT
+    assert server_state(gate) is ServerState.FAULT
     gate.note_server(ServerState.OK, asked_at=probe_sent)
-    assert gate.status.server is ServerState.FAULT
+    assert server_state(gate) is ServerState.FAULT
     gate.note_server(ServerState.OK, asked_at=gate.now())
-    assert gate.status.server is ServerState.OK
+    assert server_state(gate) is ServerState.OK
+
+
+def server_state(gate: Gate) -> ServerState:
+    """Read afresh (mypy would keep the narrowing of ``gate.status.server`` across calls)."""
+    return gate.status.server
 
 
 def ServerErrorAnswer() -> Exception:  # noqa: N802 - reads as the answer it stands for

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,9 +46,9 @@ class Collector:
 
 
 @pytest.fixture
-def scanner_device(tmp_path: Path) -> ScannerSim:
+def scanner_device(tmp_path: Path) -> Iterator[ScannerSim]:
     sim = ScannerSim(tmp_path / "scanner")
-    yield sim  # type: ignore[misc]
+    yield sim
     sim.close()
 
 

@@ -5,8 +5,9 @@ output that is already OFF (which is what ``relay off`` does) and read back, eac
 claimed as an input with its pull and read once, and everything is let go again. Only
 ``--relay-click`` switches the relay ON, for ``CLICK_MS``.
 
-Wired into :mod:`scanner.doctor` by two calls: :func:`gpio_relay_check` from its relay check
-when ``relay.type = "gpio"``, and :func:`gpio_input_checks` after the sources.
+Wired into the doctor by two calls: :func:`gpio_relay_check` from
+:func:`scanner.doctor.devices.check_relay` when ``relay.type = "gpio"``, and
+:func:`gpio_input_checks` from :func:`scanner.doctor.cli.diagnose` after the sources.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 from scanner import gpio
 from scanner.config import Config, GpioInputConfig
-from scanner.doctor import CLICK_MS, OPEN_TIMEOUT_S, Check, Status
+from scanner.doctor.host import CLICK_MS, OPEN_TIMEOUT_S, uses_gpio
+from scanner.doctor.report import Check, Status
 from scanner.errors import ConfigError
 from scanner.gpio_input import GpioInput
 
@@ -28,10 +30,6 @@ _STOP_KIOSK = (
     "if the kiosk is running, that is it: stop it to check the pins alone "
     "(systemctl stop passqr-scanner); otherwise find the holder with gpioinfo"
 )
-
-
-def uses_gpio(config: Config) -> bool:
-    return config.relay.type == "gpio" or bool(config.inputs)
 
 
 def _not_installed(name: str) -> Check:

@@ -1,4 +1,5 @@
-"""Calls to PassQR that stay within the request budget, and what their failures mean in words.
+"""Calls to PassQR that stay within the request budget: the management commands' and the
+staff screen's way to the API (the gate's validations take theirs in :mod:`scanner.pipeline`).
 
 Every management call takes a slot from a :class:`~scanner.budget.Budget` first
 (GETs from ``read_per_min``, writes from ``write_per_min``), so a long listing or a
@@ -15,25 +16,13 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
-from scanner.api import PassQRClient
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, Priority
-from scanner.errors import (
-    APITimeoutError,
-    AuthenticationError,
-    BadAnswerError,
-    ConfigError,
-    NotFoundError,
-    PlanError,
-    RateLimitedError,
-    RequestRejectedError,
-    ScannerError,
-    ServerError,
-    TransportError,
-)
+from scanner.errors import RateLimitedError, ScannerError, ServerError, TransportError
+from scanner.explain import describe
 from scanner.models import Page, PassInfo
 from scanner.payload import normalise
 
@@ -43,40 +32,6 @@ _log = logging.getLogger(__name__)
 
 #: Largest page the API serves.
 PAGE_LIMIT = 100
-
-
-def describe(err: ScannerError, what: str = "") -> str:
-    """One line a person understands; never the API key (errors are redacted at birth).
-
-    Args:
-        err: what went wrong.
-        what: the object asked for (``pass 1234...``), for "not found".
-    """
-    message = err.message
-    if isinstance(err, AuthenticationError):
-        return (
-            f"the API key was refused ({message}): check PASSQR_API_KEY, api.key_file "
-            "or the api-key credential"
-        )
-    if isinstance(err, PlanError):
-        return f"the PassQR plan has no API access ({message})"
-    if isinstance(err, RateLimitedError):
-        return f"rate limited by the server: try again in {math.ceil(err.retry_after)} s"
-    if isinstance(err, NotFoundError):
-        return f"{what} not found" if what else message
-    if isinstance(err, RequestRejectedError):
-        return f"the server refused the request: {message}"
-    if isinstance(err, ServerError):
-        return f"the server failed: {message}"
-    if isinstance(err, APITimeoutError):
-        return f"no answer from the server in time ({message})"
-    if isinstance(err, TransportError):
-        return f"server unreachable ({message})"
-    if isinstance(err, BadAnswerError):
-        return f"the server's answer is not PassQR's: {message}"
-    if isinstance(err, ConfigError):
-        return message
-    return message
 
 
 class Remote:
@@ -93,7 +48,7 @@ class Remote:
 
     def __init__(
         self,
-        client: PassQRClient,
+        client: PassQRApi,
         budget: Budget,
         *,
         priority: Priority = Priority.LIVE,

@@ -14,18 +14,17 @@ URL finds its pass exactly.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from scanner.api import PassQRClient
+from scanner.api_protocol import PassQRApi
 from scanner.budget import Bucket, Budget, Priority
-from scanner.journal import CACHE_FIELDS, Journal
-from scanner.manage.remote import PAGE_LIMIT, Remote, as_code
+from scanner.journal import Journal
 from scanner.models import Page, PassInfo
+from scanner.remote import PAGE_LIMIT, Remote, as_code
 
 Source = Literal["offline copy", "PassQR API"]
 
@@ -90,32 +89,6 @@ def _result(found: list[PassInfo], **kw: Any) -> SearchResult:
     return SearchResult(passes=found[:MAX_RESULTS], matched=len(found), **kw)
 
 
-async def cached_passes(journal: Journal) -> list[PassInfo]:
-    """Every pass in the offline copy (empty when the kiosk keeps none)."""
-
-    def read(conn: sqlite3.Connection) -> list[PassInfo]:
-        cols = ", ".join(CACHE_FIELDS)
-        rows = conn.execute(f"SELECT {cols} FROM pass_cache").fetchall()  # noqa: S608
-        return [PassInfo.parse(dict(zip(CACHE_FIELDS, row, strict=True))) for row in rows]
-
-    return await journal._run(read)
-
-
-async def scans_of(journal: Journal, code: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The latest journal rows of one code, newest first."""
-
-    def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        cursor = conn.execute(
-            "SELECT ts, gate, source, decision, reason, message, manual, offline "
-            "FROM scans WHERE code = ? ORDER BY id DESC LIMIT ?",
-            (code, limit),
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    return await journal._run(read)
-
-
 class PassFinder:
     """Searches the offline copy when it has passes, else PassQR.
 
@@ -129,7 +102,7 @@ class PassFinder:
     def __init__(
         self,
         journal: Journal,
-        client: PassQRClient,
+        client: PassQRApi,
         budget: Budget,
         *,
         last_sync: Callable[[], datetime | None] = lambda: None,
@@ -156,7 +129,7 @@ class PassFinder:
             APIError: PassQR could not be asked (no offline copy to fall back on).
         """
         query = Query.parse(text)
-        cached = [] if prefer_api else await cached_passes(self.journal)
+        cached = [] if prefer_api else await self.cached()
         if cached:
             found = [p for p in cached if query.matches(p)] if not query.empty else cached
             return _result(
@@ -178,6 +151,10 @@ class PassFinder:
                 if query.code is not None and found:
                     break
         return _result(found, source="PassQR API", examined=examined)
+
+    async def cached(self) -> list[PassInfo]:
+        """Every pass in the offline copy (empty when the kiosk keeps none)."""
+        return [PassInfo.parse(row) for row in await self.journal.cached_passes()]
 
     async def fresh(self, info: PassInfo) -> PassInfo:
         """The pass as PassQR has it now (``GET /passes/{id}``).

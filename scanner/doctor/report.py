@@ -1,0 +1,97 @@
+"""The doctor's report: one :class:`Check` per line, and how it is printed.
+
+Plain text for a person at a Linux console (ASCII, no colours, wrapped, paths and
+commands kept whole so they can be copied), or JSON for provisioning tools. Both
+are redacted once more on the way out, whatever a check put in them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scanner.errors import redact
+
+__all__ = ["Check", "Status", "format_json", "format_text", "ready", "summary"]
+
+
+class Status(enum.StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """One line of the report.
+
+    Attributes:
+        name: what was checked (``config``, ``api key``, ``source 1 (serial)``...).
+        status: OK, WARN (works, but look at it), FAIL (the gate is not ready), SKIP.
+        detail: what was found.
+        fix: what to do about a WARN or a FAIL.
+    """
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def ready(checks: Sequence[Check]) -> bool:
+    """The gate can decide scans: nothing FAILed."""
+    return not any(c.status is Status.FAIL for c in checks)
+
+
+def summary(checks: Sequence[Check]) -> str:
+    failed = sum(c.status is Status.FAIL for c in checks)
+    warned = sum(c.status is Status.WARN for c in checks)
+    head = "READY" if not failed else "NOT READY"
+    plural = "" if warned == 1 else "s"
+    return f"{head}: {failed} failed, {warned} warning{plural}, {len(checks)} checks"
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    # Paths and commands stay whole: a console user copies them.
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+
+
+def format_text(checks: Sequence[Check], config_path: Path, width: int = 100) -> str:
+    """The report as plain text for a Linux console: no colours, ASCII, wrapped to ``width``."""
+    name_w = max([len(c.name) for c in checks] + [5]) + 2
+    indent = " " * (6 + name_w)
+    text_w = max(width - len(indent), 30)
+    lines = [f"passqr-scanner doctor: {config_path}", ""]
+    for check in checks:
+        wrapped = _wrap(redact(check.detail), text_w) or [""]
+        lines.append(f"{check.status.value:<6}{check.name:<{name_w}}{wrapped[0]}")
+        lines += [indent + rest for rest in wrapped[1:]]
+        if check.fix and check.status in (Status.FAIL, Status.WARN):
+            fix = _wrap("fix: " + redact(check.fix), text_w)
+            lines += [indent + part for part in fix]
+    lines += ["", summary(checks)]
+    return "\n".join(lines) + "\n"
+
+
+def format_json(checks: Sequence[Check], config_path: Path) -> str:
+    """The report for machines: ``{"ready", "config", "summary", "checks": [...]}``."""
+    doc = {
+        "ready": ready(checks),
+        "config": str(config_path),
+        "summary": summary(checks),
+        "checks": [
+            {
+                "name": c.name,
+                "status": c.status.value,
+                "detail": redact(c.detail),
+                "fix": redact(c.fix),
+            }
+            for c in checks
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,186 @@
+"""``passes import``: a CSV guest list into passes, within the write budget; resumable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scanner.budget import Bucket
+from scanner.errors import NotFoundError
+from scanner.manage import output
+
+if TYPE_CHECKING:
+    from scanner.manage.guestlist import CsvContent, RowError
+    from scanner.manage.importer import ImportReport, Recorded, ResultsFile
+from scanner.manage.session import EXIT_FAILED, EXIT_OK, Session, UsageError, emit_json
+
+
+async def passes_import(s: Session, args: argparse.Namespace) -> int:
+    """Create passes from a CSV guest list, within the write budget; resumable."""
+    from scanner.manage import guestlist, importer
+
+    source = Path(args.file)
+    results_path = Path(args.results) if args.results else importer.default_results_path(source)
+    try:
+        content, recorded = await asyncio.to_thread(_read_import, source, results_path)
+    except guestlist.CsvFileError as err:
+        s.out.warn(str(err))
+        return EXIT_FAILED
+    for warning in content.warnings:
+        s.out.warn(f"{source.name}: {warning}")
+    for error in content.errors:
+        s.out.warn(f"{source.name}: {error}")
+    if args.dry_run:
+        return _dry_run(s, args, content, recorded, results_path)
+    results = importer.ResultsFile(results_path)
+    if not await _ready(s, args.template, results):
+        return EXIT_FAILED
+    report = await _send(s, args, source, content, recorded, results)
+    if report.stopped:
+        s.out.warn(f"stopped at {report.stopped}")
+    failed = bool(content.errors or report.failed or report.stopped)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _dry_run(
+    s: Session,
+    args: argparse.Namespace,
+    content: CsvContent,
+    recorded: Mapping[int, Recorded],
+    results_path: Path,
+) -> int:
+    """``--dry-run``: what a run would do, nothing sent."""
+    from scanner.manage.importer import ImportReport
+
+    done = sum(1 for row in content.rows if row.line in recorded)
+    s.out.warn(
+        f"{len(content.rows)} good rows ({done} already created, "
+        f"{len(content.rows) - done} to create), {len(content.errors)} bad; nothing sent"
+    )
+    if args.json:
+        report = ImportReport(rows=len(content.rows), skipped=done)
+        emit_json(s.out, report.to_json(results_path, content.errors))
+    return EXIT_FAILED if content.errors else EXIT_OK
+
+
+async def _ready(s: Session, template_id: str, results: ResultsFile) -> bool:
+    """The template exists and the results file can be written: said when not."""
+    client = s.client
+    try:
+        await s.remote.call(Bucket.READ, lambda: client.get_template(template_id))
+    except NotFoundError:
+        s.out.warn(f"template {template_id} not found: nothing imported")
+        return False
+    try:
+        results.open()
+    except OSError as err:
+        s.out.warn(f"{results.path}: cannot write the results file ({err.strerror or err})")
+        return False
+    return True
+
+
+async def _send(
+    s: Session,
+    args: argparse.Namespace,
+    source: Path,
+    content: CsvContent,
+    recorded: Mapping[int, Recorded],
+    results: ResultsFile,
+) -> ImportReport:
+    """Create the rows with a progress bar; the summary is said however the run ends."""
+    from scanner.manage import importer
+
+    per_min = s.budget.limits.write_per_min
+    bar = s.out.progress("Importing", None, plain_every_s=30.0)
+
+    def progress(report: ImportReport, left: int) -> None:
+        done = len(report.created) + len(report.failed)
+        eta = importer.eta_s(left, sent_at=report.sent_at, now=time.monotonic(), per_min=per_min)
+        failed = f"{len(report.failed)} failed" if report.failed else ""
+        bar.update(done, total=done + left, note=failed, eta_s=eta)
+
+    def row_failed(error: RowError) -> None:
+        s.out.warn(f"{source.name}: {error}")
+
+    report = importer.ImportReport()
+    interrupted = False
+    try:
+        with bar:
+            await importer.import_rows(
+                s.remote,
+                content.rows,
+                template_id=args.template,
+                source=source,
+                results=results,
+                recorded=recorded,
+                report=report,
+                on_progress=progress,
+                on_error=row_failed,
+                stop_after=args.max,
+            )
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
+    finally:
+        results.close()
+        _import_summary(s, args, report, content.errors, results.path, interrupted=interrupted)
+    return report
+
+
+def _read_import(source: Path, results_path: Path) -> tuple[Any, Any]:
+    """The checked CSV and what earlier runs created (blocking file reads).
+
+    Raises:
+        UsageError: the results file would overwrite the input.
+        CsvFileError: either file cannot be read.
+    """
+    from scanner.manage import guestlist, importer
+
+    if os.path.realpath(results_path) == os.path.realpath(source):
+        raise UsageError("--results must not be the file being imported")
+    return guestlist.read_csv(source), importer.ResultsFile(results_path).load()
+
+
+def _import_summary(
+    s: Session,
+    args: argparse.Namespace,
+    report: Any,
+    bad_rows: Sequence[Any],
+    results_path: Path,
+    *,
+    interrupted: bool,
+) -> None:
+    created = len(report.created)
+    minutes = report.elapsed_s / 60
+    rate = f", {created / minutes:.0f}/min" if created and minutes > 0 else ""
+    parts = [f"created {created} passes in {output.duration_text(report.elapsed_s)}{rate}"]
+    if report.skipped:
+        parts.append(f"{report.skipped} created by an earlier run")
+    failed = [*bad_rows, *report.failed]
+    if failed:
+        lines = ", ".join(str(e.line) for e in failed[:20]) + (", ..." if len(failed) > 20 else "")
+        parts.append(f"{len(failed)} rows failed (lines {lines})")
+    if report.held_back:
+        parts.append(f"{report.held_back} left for the next run (--max)")
+    s.out.warn("; ".join(parts) + f"; results in {results_path}")
+    if interrupted or report.stopped or report.held_back:
+        s.out.warn("run the same command again to continue: rows already created are skipped")
+    if interrupted:
+        return
+    if args.json:
+        emit_json(s.out, report.to_json(results_path, bad_rows))
+    elif report.created:
+        s.out.say(
+            output.table(
+                ("LINE", "CODE", "HOLDER", "EMAIL", "ID"),
+                [
+                    [str(line), p.code or "", p.holder_name or "", p.holder_email or "", p.id or ""]
+                    for line, p in report.created
+                ],
+            )
+        )
