@@ -53,7 +53,7 @@ async def diagnose(
     else:
         checks += await check_api(config, key)
     checks += await check_sources(config)
-    checks.append(await check_relay(config, click=relay_click))
+    checks += await check_relay(config, click=relay_click)
     checks.append(await check_journal(config))
     checks.append(check_logs(config))
     checks.append(check_user(config))

@@ -1,7 +1,7 @@
 """Relay drivers: one interface, one module per board, built from ``[relay]``.
 
-A board's module declares its kind (:class:`RelayKind`: channels, builder, rules)
-beside its driver; :data:`RELAY_KINDS` below makes it known, one line per kind.
+A board's module declares its kind (:class:`RelayKind`: channels, builder, rules,
+doctor probe) beside its driver; :data:`RELAY_KINDS` below makes it known, one line per kind.
 Light on import: pyserial loads when a port is first opened.
 """
 
