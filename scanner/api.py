@@ -126,6 +126,10 @@ async def _bounded_body(response: httpx.Response, where: str) -> bytes:
     return bytes(body)
 
 
+#: Collections PassQR always has: a 404 for one of them is a wrong base URL.
+_ALWAYS_THERE = ("/passes", "/templates", "/validate")
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return redact(text[:_MAX_MESSAGE] + ("…" if len(text) > _MAX_MESSAGE else ""))
@@ -374,6 +378,14 @@ class PassQRClient:
                 status=status,
             )
         if status == 404:
+            path = response.request.url.path.rstrip("/")
+            if path.endswith(_ALWAYS_THERE):
+                # PassQR always has these: a 404 means this is not PassQR's API root.
+                raise BadAnswerError(
+                    f"{where} answered 404: no PassQR API at {self.base_url}: is api.base_url "
+                    "right? (it ends in /api/v1)",
+                    status=status,
+                )
             raise NotFoundError(message or "not found", status=status, code=code)
         if 400 <= status < 500:
             raise RequestRejectedError(

@@ -5,6 +5,10 @@ gpiozero (optional extra ``gpio``) picks a pin factory the first time a pin is u
 pigpio, and its own native driver. Tests set ``gpiozero.Device.pin_factory`` to gpiozero's
 ``MockFactory``; nothing here cares which factory it is.
 
+The doctor's GPIO checks (the relay kind's probe, :mod:`scanner.relay.gpio_probe`, and the
+``[[inputs]]`` checks, :mod:`scanner.doctor.gpio`) explain a failed claim with
+:func:`pin_failure`.
+
 A missing gpiozero is a configuration error (one line, exit 78), found when the kiosk or
 ``relay off`` is built, not when a pin is first switched. Everything gpiozero or a factory
 raises once running is a device fault (:func:`describe`): the relay goes to FAULT and an
@@ -16,6 +20,7 @@ from __future__ import annotations
 import importlib
 import types
 
+from scanner.checks import Check, Status
 from scanner.errors import ConfigError
 
 INSTALL_HINT = (
@@ -71,3 +76,47 @@ def hint(fault: str) -> str:
     if "invalid" in text or "not a valid" in text or "unknown" in text:
         return "use a BCM number of a pin on the header (GPIO2-GPIO27), not the header's pin number"
     return "check the pin number (BCM), the wiring and `pinctrl get` / `gpioinfo`"
+
+
+STOP_KIOSK = (
+    "if the kiosk is running, that is it: stop it to check the pins alone "
+    "(systemctl stop passqr-scanner); otherwise find the holder with gpioinfo"
+)
+
+
+def not_installed(name: str) -> Check:
+    """The doctor's line for a GPIO device without gpiozero."""
+    return Check(
+        name=name, status=Status.FAIL, detail="gpiozero is not installed", fix=INSTALL_HINT
+    )
+
+
+def pin_failure(name: str, pin: int, err: BaseException) -> Check:
+    """The doctor's line for a pin that could not be claimed or read."""
+    text = describe(err)
+    lowered = text.lower()
+    if "in use" in lowered or "busy" in lowered:
+        return Check(name=name, status=Status.WARN, detail=f"GPIO{pin}: {text}", fix=STOP_KIOSK)
+    if type(err).__name__ in ("PinInvalidPin", "PinNoPins") or "not a valid" in lowered:
+        return Check(
+            name=name,
+            status=Status.FAIL,
+            detail=f"GPIO{pin} is not a pin of this board ({text})",
+            fix=hint("invalid pin"),
+        )
+    return Check(name=name, status=Status.FAIL, detail=f"GPIO{pin}: {text}", fix=hint(text))
+
+
+def level(raw: object) -> str:
+    """A pin's raw state as the doctor says it."""
+    return "high" if raw else "low"
+
+
+def hung(name: str, timeout_s: float) -> Check:
+    """The doctor's line for a GPIO driver that did not answer in time."""
+    return Check(
+        name=name,
+        status=Status.FAIL,
+        detail=f"no answer from the GPIO driver within {timeout_s:.0f} s",
+        fix="reboot the Pi; check `dmesg | tail` for gpio errors",
+    )

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import fcntl
 import io
 import json
 import os
 import sqlite3
-import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -36,81 +34,40 @@ from typing import Any, Literal, TypeVar
 
 from scanner.csvsafe import csv_field
 from scanner.errors import ConfigError, ScannerError
-from scanner.journal_cache import PassCacheQueries
-from scanner.journal_events import EVENTS_SCHEMA, EventQueries
-from scanner.journal_rows import EXPORT_COLUMNS, iso, scan_rows
+from scanner.journal_events import EventQueries
+from scanner.journal_files import lock_exclusively, make_private, refuse_non_file
+from scanner.journal_schema import (
+    CACHE_FIELDS,
+    EXPORT_COLUMNS,
+    INTERRUPTED_ASKED,
+    INTERRUPTED_UNASKED,
+    KEPT_STATES,
+    close_interrupted,
+    iso,
+    migrate,
+    scan_rows,
+)
 from scanner.models import Decision, Scan
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scans (
-    id            INTEGER PRIMARY KEY,
-    scan_id       TEXT NOT NULL UNIQUE,   -- also the Idempotency-Key of every try
-    ts            TEXT NOT NULL,          -- UTC, ISO 8601
-    gate          TEXT NOT NULL,
-    source        TEXT NOT NULL,
-    raw           TEXT NOT NULL,          -- escaped, capped
-    code          TEXT,
-    manual        INTEGER NOT NULL DEFAULT 0,
-    decision      TEXT,                   -- accepted | rejected | NULL (undecided)
-    reason        TEXT,
-    message       TEXT,
-    detail        TEXT,
-    holder        TEXT,
-    latency_ms    REAL,
-    offline       INTEGER NOT NULL DEFAULT 0,
-    decided_ts    TEXT,
-    replay_state  TEXT,                   -- offline admissions: pending | done | conflict
-    replay_result TEXT,                   -- what the server said on replay
-    replay_ts     TEXT,
-    replay_tries  INTEGER NOT NULL DEFAULT 0,
-    asked         INTEGER NOT NULL DEFAULT 0, -- 1 once a validation may have been sent
-    relay_fault   TEXT                    -- an admission whose door did not open
-);
-CREATE INDEX IF NOT EXISTS scans_ts ON scans (ts);
-CREATE INDEX IF NOT EXISTS scans_code ON scans (code);
-CREATE TABLE IF NOT EXISTS pass_cache (   -- the offline copy of the passes (allow-known)
-    code          TEXT PRIMARY KEY,
-    id            TEXT,
-    status        TEXT,
-    uses_count    INTEGER,
-    max_uses      INTEGER,
-    expires_at    TEXT,
-    holder_name   TEXT,
-    holder_email  TEXT,
-    template_id   TEXT
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-"""
-
-_REPLAY_INDEX = (
-    "CREATE INDEX IF NOT EXISTS scans_replay ON scans (replay_state) WHERE replay_state IS NOT NULL"
-)
-
-#: Columns added after the first release, added in place to older journals.
-_LATER_COLUMNS = {
-    "replay_state": "TEXT",
-    "replay_result": "TEXT",
-    "replay_ts": "TEXT",
-    "replay_tries": "INTEGER NOT NULL DEFAULT 0",
-    "asked": "INTEGER NOT NULL DEFAULT 0",
-    "relay_fault": "TEXT",
-    "passage": "TEXT",  # admissions with a passage sensor: passed | not_passed | NULL
-}
-
-#: Replay states staff still have to see: never pruned.
-KEPT_STATES = ("pending", "conflict", "reconcile", "counted", "unverified")
-
-INTERRUPTED_UNASKED = "the kiosk stopped before asking the server: nothing was used"
-INTERRUPTED_ASKED = "Interrupted: pass may have been used"
+__all__ = [
+    "CACHE_FIELDS",
+    "EXPORT_COLUMNS",
+    "INTERRUPTED_ASKED",
+    "INTERRUPTED_UNASKED",
+    "KEPT_STATES",
+    "Journal",
+    "JournalFullError",
+    "start_of_today",
+]
 
 
 class JournalFullError(ScannerError):
     """The journal's disk is below its reserve: no new admission may start."""
 
 
-class Journal(PassCacheQueries, EventQueries):
+class Journal(EventQueries):
     """The scan journal.
 
     Args:
@@ -139,11 +96,11 @@ class Journal(PassCacheQueries, EventQueries):
         return fn(self._conn)
 
     def _open_sync(self, recover: bool = True) -> None:
-        _refuse_non_file(self.path)
+        refuse_non_file(self.path)
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if recover:
-                self._lock = _lock_exclusively(self.path)
+                self._lock = lock_exclusively(self.path)
                 if not self.path.exists():
                     os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -156,20 +113,14 @@ class Journal(PassCacheQueries, EventQueries):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA + EVENTS_SCHEMA)
-            have = {row[1] for row in conn.execute("PRAGMA table_info(scans)")}
-            for column, decl in _LATER_COLUMNS.items():
-                if column not in have:
-                    conn.execute(f"ALTER TABLE scans ADD COLUMN {column} {decl}")
-            # Indexes on columns an older journal may only just have gained.
-            conn.execute(_REPLAY_INDEX)
+            migrate(conn)
             # A scan with no decision was cut short (kill -9, power cut): nothing was
             # admitted for it, and it must not stay undecided for ever. Only the kiosk
             # that owns the journal does this: a reader (export) must not touch a scan
             # that a running kiosk is still deciding.
             if recover:
-                _close_interrupted(conn)
-                _private(self.path)
+                close_interrupted(conn)
+                make_private(self.path)
         except (sqlite3.Error, OSError) as err:
             conn.close()
             self._unlock()
@@ -234,7 +185,7 @@ class Journal(PassCacheQueries, EventQueries):
 
     async def close_undecided(self) -> None:
         """Close the rows of scans stopped before their decision (on shutdown)."""
-        await self._run(_close_interrupted)
+        await self._run(close_interrupted)
 
     async def mark_asked(self, scan_id: str, min_free_bytes: int = 0) -> None:
         """Commit that this scan's validation is about to be sent.
@@ -418,6 +369,75 @@ class Journal(PassCacheQueries, EventQueries):
 
         return await self._run(read)
 
+    async def replace_cache(self, passes: list[dict[str, Any]], synced_at: datetime) -> None:
+        """Swap in a complete new offline copy of the passes, atomically."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            cols = ", ".join(CACHE_FIELDS)
+            marks = ", ".join("?" for _ in CACHE_FIELDS)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM pass_cache")
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO pass_cache ({cols}) VALUES ({marks})",
+                    [tuple(p.get(f) for f in CACHE_FIELDS) for p in passes if p.get("code")],
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync', ?)",
+                    (iso(synced_at),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(write)
+
+    async def cached_pass(self, code: str) -> dict[str, Any] | None:
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            cols = ", ".join(CACHE_FIELDS)
+            row = conn.execute(
+                f"SELECT {cols} FROM pass_cache WHERE code = ?",
+                (code,),
+            ).fetchone()
+            return dict(zip(CACHE_FIELDS, row, strict=True)) if row else None
+
+        return await self._run(read)
+
+    async def cached_passes(self) -> list[dict[str, Any]]:
+        """Every pass in the offline copy (empty when the kiosk keeps none)."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(f"SELECT {', '.join(CACHE_FIELDS)} FROM pass_cache").fetchall()
+            return [dict(zip(CACHE_FIELDS, row, strict=True)) for row in rows]
+
+        return await self._run(read)
+
+    async def cache_size(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT COUNT(*) FROM pass_cache").fetchone()[0])
+
+        return await self._run(read)
+
+    async def cache_attendance(self) -> list[tuple[str | None, int, int]]:
+        """Per template in the offline copy: (template_id, passes used at least once, passes)."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str | None, int, int]]:
+            rows = conn.execute(
+                "SELECT template_id, SUM(CASE WHEN uses_count > 0 THEN 1 ELSE 0 END), COUNT(*) "
+                "FROM pass_cache GROUP BY template_id ORDER BY template_id"
+            ).fetchall()
+            return [(t, int(used or 0), int(n)) for t, used, n in rows]
+
+        return await self._run(read)
+
+    async def last_sync(self) -> datetime | None:
+        def read(conn: sqlite3.Connection) -> datetime | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'last_sync'").fetchone()
+            return datetime.fromisoformat(str(row[0]).replace("Z", "+00:00")) if row else None
+
+        return await self._run(read)
+
     # -- reads --------------------------------------------------------------------------
 
     async def counts_since(self, since: datetime) -> dict[str, int]:
@@ -500,64 +520,6 @@ class Journal(PassCacheQueries, EventQueries):
             buf.truncate()
             writer.writerow({k: csv_field(v) for k, v in row.items()})
             yield buf.getvalue()
-
-
-def _refuse_non_file(path: Path) -> None:
-    """``journal.path`` must be a regular file (or not exist yet): never a device, a FIFO
-    or a directory, which SQLite would write a ``-journal`` beside or block on."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return
-    except OSError as err:
-        raise ConfigError(f"journal.path {path}: cannot open the journal ({err})") from err
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"journal.path {path}: not a regular file")
-
-
-def _lock_exclusively(path: Path) -> int:
-    """An exclusive lock beside the journal for the kiosk's lifetime: a second kiosk on
-    the same journal would settle the first one's live scans as interrupted.
-
-    Raises:
-        ConfigError: another process holds it.
-    """
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        os.close(fd)
-        raise ConfigError(
-            f"journal.path {path}: in use by another running kiosk (one journal per kiosk)"
-        ) from err
-    return fd
-
-
-def _private(path: Path) -> None:
-    """The journal holds names and e-mails: 0600 whatever the umask (SQLite gives its
-    -wal and -shm files the database file's mode). Only for a file that is a journal."""
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-
-
-def _close_interrupted(conn: sqlite3.Connection) -> None:
-    """Decide every row a previous run left undecided (see the module docstring)."""
-    now = iso(datetime.now(UTC))
-    conn.execute(
-        "UPDATE scans SET decision = 'rejected', reason = 'error', message = 'Interrupted', "
-        "detail = ?, decided_ts = ? WHERE decision IS NULL AND asked = 0",
-        (INTERRUPTED_UNASKED, now),
-    )
-    conn.execute(
-        "UPDATE scans SET decision = 'rejected', reason = 'error', message = ?, detail = ?, "
-        "decided_ts = ?, replay_state = 'reconcile' WHERE decision IS NULL AND asked = 1",
-        (
-            INTERRUPTED_ASKED,
-            "the kiosk stopped while asking the server; the door did not open",
-            now,
-        ),
-    )
 
 
 def start_of_today(now: datetime) -> datetime:

@@ -1,26 +1,17 @@
 """What the gate's contacts said (issue 16: passage sensor, exit button, tamper, alarm):
-the ``events`` table, each admission's ``passage`` outcome, and their counts."""
+the ``events`` table (in :mod:`scanner.journal_schema`), each admission's ``passage``
+outcome, and their counts."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from scanner.journal_rows import EXPORT_COLUMNS, JournalQueries, iso, scan_rows
+from scanner.journal_schema import EXPORT_COLUMNS, iso, scan_rows
 
-EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (       -- what the gate's contacts said (issue 16)
-    id            INTEGER PRIMARY KEY,
-    ts            TEXT NOT NULL,          -- UTC, ISO 8601
-    gate          TEXT NOT NULL,
-    kind          TEXT NOT NULL,          -- passage | forced | exit | tamper | alarm
-    scan_id       TEXT,                   -- the admission a passage belongs to, or NULL
-    source        TEXT,                   -- the input's name
-    detail        TEXT
-);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-"""
+T = TypeVar("T")
 
 #: What :meth:`Journal.turnstile_counts_since` counts.
 TURNSTILE_COUNTS = (
@@ -36,8 +27,12 @@ EVENT_TEXT = {
 }
 
 
-class EventQueries(JournalQueries):
-    """The contact events' queries, a part of :class:`scanner.journal.Journal`."""
+class EventQueries:
+    """The contact events' queries, a part of :class:`scanner.journal.Journal` (a mixin:
+    each runs on the journal's thread through its ``_run``)."""
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError  # pragma: no cover - Journal runs it on its own thread
 
     async def record_event(
         self,

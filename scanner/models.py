@@ -224,6 +224,22 @@ REASON_TEXT: Mapping[Reason, str] = {
 }
 
 
+#: The headline of an admission whose relay failed: the guest must not walk into a shut door.
+DOOR_FAULT_TEXT = "Door did not open - admit by hand"
+#: The line of an admission staff made over a "used" refusal (``Gate.let_in``).
+LET_IN_TEXT = "Let in by staff"
+
+
+def can_let_in(decision: Decision) -> bool:
+    """Whether staff may overrule this refusal with ``Gate.let_in``.
+
+    Only "used" refusals of a real code: the pass may have been counted for this very
+    guest (a first try without an answer, an offline admission not uploaded yet), and
+    asking PassQR again would count another use or be refused again.
+    """
+    return not decision.accepted and decision.reason is Reason.USED and bool(decision.scan.code)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -331,3 +331,17 @@ class Replayer:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             await self.refresh_counts()
+
+
+async def offline_verdict(policy: str, journal: Journal, code: str) -> tuple[OfflineVerdict, str]:
+    """What the offline policy decides for ``code``, and how it decided (for staff)."""
+    if policy == "allow-all":
+        verdict = OfflineVerdict(
+            accepted=True, reason=Reason.VALID, message="ADMITTED OFFLINE - NOT CHECKED"
+        )
+        return verdict, "offline policy allow-all"
+    cached = await journal.cached_pass(code)
+    unconfirmed = await journal.unconfirmed_offline_admissions(code)
+    return judge_known(
+        cached, unconfirmed, datetime.now(UTC)
+    ), "decided offline from the local copy"

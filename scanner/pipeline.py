@@ -36,6 +36,8 @@ from scanner.errors import APIError, InvalidPayloadError, RateLimitedError, Tran
 from scanner.explain import describe
 from scanner.journal import INTERRUPTED_UNASKED, Journal, JournalFullError, start_of_today
 from scanner.models import (
+    DOOR_FAULT_TEXT,
+    LET_IN_TEXT,
     REASON_TEXT,
     Decision,
     RawScan,
@@ -43,31 +45,18 @@ from scanner.models import (
     Scan,
     ValidationOutcome,
     ValidationResult,
+    can_let_in,
     new_scan_id,
     utcnow,
 )
-from scanner.offline import OfflineVerdict, judge_known
+from scanner.offline import offline_verdict
 from scanner.payload import normalise, printable
 from scanner.relay import Relay
 from scanner.status import HALTING, GateStatus, ServerState, failure_state, server_status
 
 _log = logging.getLogger(__name__)
 
-
-#: The headline of an admission whose relay failed: the guest must not walk into a shut door.
-DOOR_FAULT_TEXT = "Door did not open - admit by hand"
-#: The line of an admission staff made over a "used" refusal (:meth:`Gate.let_in`).
-LET_IN_TEXT = "Let in by staff"
-
-
-def can_let_in(decision: Decision) -> bool:
-    """Whether staff may overrule this refusal with :meth:`Gate.let_in`.
-
-    Only "used" refusals of a real code: the pass may have been counted for this very
-    guest (a first try without an answer, an offline admission not uploaded yet), and
-    asking PassQR again would count another use or be refused again.
-    """
-    return not decision.accepted and decision.reason is Reason.USED and bool(decision.scan.code)
+__all__ = ["DOOR_FAULT_TEXT", "LET_IN_TEXT", "Gate", "can_let_in"]
 
 
 _OUTCOME_REASON = {
@@ -527,16 +516,8 @@ class Gate:
 
     async def _decide_offline(self, scan: Scan, raw: RawScan, code: str, why: str) -> Decision:
         """The server could not decide: the offline policy does, and says so."""
-        if self.policy == "allow-all":
-            verdict = OfflineVerdict(
-                accepted=True, reason=Reason.VALID, message="ADMITTED OFFLINE - NOT CHECKED"
-            )
-            why = f"offline policy allow-all: {why}"
-        else:
-            cached = await self.journal.cached_pass(code)
-            unconfirmed = await self.journal.unconfirmed_offline_admissions(code)
-            verdict = judge_known(cached, unconfirmed, utcnow())
-            why = f"decided offline from the local copy: {why}"
+        verdict, how = await offline_verdict(self.policy, self.journal, code)
+        why = f"{how}: {why}"
         if not verdict.accepted:
             return self._reject(
                 scan,
@@ -588,15 +569,7 @@ class Gate:
 
     def _server(self, state: ServerState, detail: str = "") -> None:
         self._answered_at = self._clock()
-        self._set_server(state, detail)
-
-    def _set_server(self, state: ServerState, detail: str) -> None:
-        if state is not self.status.server:
-            if state in (ServerState.OK, ServerState.UNKNOWN):
-                _log.info("server: %s %s", state.value, detail)
-            else:
-                _log.warning("server: %s %s", state.value, detail)
-        self.status.server, self.status.server_detail = state, detail
+        self.status.set_server(state, detail)
 
     def note_server(self, state: ServerState, detail: str = "", *, asked_at: float) -> None:
         """Record what a probe outside a validation learned about the server.
@@ -613,21 +586,11 @@ class Gate:
         if state is ServerState.OK and self.status.halted:
             _log.info("scanning resumes: the server accepts the key again")
             self.status.halted = ""
-        self._set_server(state, detail)
+        self.status.set_server(state, detail)
 
     def now(self) -> float:
         """The gate's clock, for :meth:`note_server`."""
         return self._clock()
 
     def _count(self, decision: Decision) -> None:
-        now = utcnow()
-        today = start_of_today(now).timestamp()
-        if today != self.status.day_start:
-            if self.status.day_start:
-                self.status.accepted_today = self.status.rejected_today = 0
-            self.status.day_start = today
-        if decision.accepted:
-            self.status.accepted_today += 1
-        else:
-            self.status.rejected_today += 1
-        self.status.last = decision
+        self.status.count(decision, start_of_today(utcnow()).timestamp())

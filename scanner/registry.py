@@ -1,8 +1,9 @@
 """A registry of device kinds by name: how a relay board or a source kind is plugged in.
 
 A kind is one module that declares a value with a ``name`` (its config shape, its
-bounds and its builder); one line in the device package's registry makes it known
-to the config loader and to the builder (``docs/architecture.md`` has the recipe).
+bounds, its builder and its doctor probe); one line in the device package's registry
+makes it known to the config loader, the builder and the doctor
+(``docs/architecture.md`` has the recipe).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ words for it come from :mod:`scanner.explain`.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 from scanner.errors import (
@@ -24,6 +25,8 @@ from scanner.explain import explain
 from scanner.models import Decision
 
 __all__ = ["HALTING", "GateStatus", "ServerState", "failure_state", "server_status"]
+
+_log = logging.getLogger("scanner.pipeline")  # the gate's own log, as before
 
 
 class ServerState(enum.StrEnum):
@@ -55,6 +58,28 @@ class GateStatus:
     """Why the journal cannot take admissions (disk below its reserve, a write failed)."""
     relay_faults: int = 0
     """Admissions whose door did not open (since start)."""
+
+    def set_server(self, state: ServerState, detail: str) -> None:
+        """A new server state; a change to a fault is logged as a warning (an operator's
+        ``journalctl -p warning`` shows it), a recovery as info."""
+        if state is not self.server:
+            level = (
+                logging.INFO if state in (ServerState.OK, ServerState.UNKNOWN) else logging.WARNING
+            )
+            _log.log(level, "server: %s %s", state.value, detail)
+        self.server, self.server_detail = state, detail
+
+    def count(self, decision: Decision, today: float) -> None:
+        """One decision in today's counts; ``today`` is local midnight (a new day resets)."""
+        if today != self.day_start:
+            if self.day_start:
+                self.accepted_today = self.rejected_today = 0
+            self.day_start = today
+        if decision.accepted:
+            self.accepted_today += 1
+        else:
+            self.rejected_today += 1
+        self.last = decision
 
 
 _FAILURE_STATES: tuple[tuple[type[APIError], ServerState], ...] = (

@@ -14,10 +14,12 @@ the round trip). The API key is never printed: only where it came from.
 
 One concept per module:
 
-- :mod:`~scanner.doctor.report`: :class:`Check`, :class:`Status`, text and JSON output;
+- :mod:`~scanner.doctor.report`: text and JSON output (:class:`Check` and :class:`Status`
+  are :mod:`scanner.checks`', re-exported);
 - :mod:`~scanner.doctor.settings`: the config file and the API key;
 - :mod:`~scanner.doctor.api`: the server, the key's acceptance, the rate budget;
-- :mod:`~scanner.doctor.devices`: ports and cameras found, each source, the relay;
+- :mod:`~scanner.doctor.devices`: ports and cameras found, then each source and the relay,
+  checked by its kind's ``probe`` (the registries, never a list of kinds here);
 - :mod:`~scanner.doctor.storage`: the journal and the logs;
 - :mod:`~scanner.doctor.host`: the user, its groups, ModemManager, and blocking I/O in time;
 - :mod:`~scanner.doctor.cli`: :func:`diagnose` (the order) and the command.

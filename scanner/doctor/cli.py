@@ -55,7 +55,7 @@ async def diagnose(
         checks += await check_api(config, key)
     checks += await check_sources(config)
     checks += await gpio_input_checks(config)  # issue 16: /dev/gpiochip*, each [[inputs]]
-    checks.append(await check_relay(config, click=relay_click))
+    checks += await check_relay(config, click=relay_click)
     checks.append(await check_journal(config))
     checks.append(check_logs(config))
     checks.append(check_user(config))

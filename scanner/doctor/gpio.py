@@ -1,103 +1,27 @@
-"""The doctor's checks for a gate on the Pi's own pins (issue 16).
+"""The doctor's checks of the Pi's own pins (issue 16): /dev/gpiochip* and each ``[[inputs]]``
+contact.
 
-Like the rest of the doctor, nothing here changes the gate: the relay's line is claimed as an
-output that is already OFF (which is what ``relay off`` does) and read back, each contact is
-claimed as an input with its pull and read once, and everything is let go again. Only
-``--relay-click`` switches the relay ON, for ``CLICK_MS``.
-
-Wired into the doctor by two calls: :func:`gpio_relay_check` from
-:func:`scanner.doctor.devices.check_relay` when ``relay.type = "gpio"``, and
-:func:`gpio_input_checks` from :func:`scanner.doctor.cli.diagnose` after the sources.
+Like the rest of the doctor, nothing here changes the gate: each contact is claimed as an
+input with its pull, read once and let go. A relay on a GPIO line is its kind's business
+(``probe`` of ``relay.type = "gpio"``, :mod:`scanner.relay.gpio_probe`). Wired into
+:func:`scanner.doctor.cli.diagnose` by one call, :func:`gpio_input_checks`, after the sources.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import grp
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from scanner import gpio
 from scanner.config import Config, GpioInputConfig
-from scanner.doctor.host import CLICK_MS, OPEN_TIMEOUT_S, uses_gpio
+from scanner.doctor.host import uses_gpio
 from scanner.doctor.report import Check, Status
 from scanner.errors import ConfigError
 from scanner.gpio_input import GpioInput
-
-_STOP_KIOSK = (
-    "if the kiosk is running, that is it: stop it to check the pins alone "
-    "(systemctl stop passqr-scanner); otherwise find the holder with gpioinfo"
-)
-
-
-def _not_installed(name: str) -> Check:
-    return Check(
-        name=name, status=Status.FAIL, detail="gpiozero is not installed", fix=gpio.INSTALL_HINT
-    )
-
-
-def _pin_failure(name: str, pin: int, err: BaseException) -> Check:
-    text = gpio.describe(err)
-    lowered = text.lower()
-    if "in use" in lowered or "busy" in lowered:
-        return Check(name=name, status=Status.WARN, detail=f"GPIO{pin}: {text}", fix=_STOP_KIOSK)
-    if type(err).__name__ in ("PinInvalidPin", "PinNoPins") or "not a valid" in lowered:
-        return Check(
-            name=name,
-            status=Status.FAIL,
-            detail=f"GPIO{pin} is not a pin of this board ({text})",
-            fix=gpio.hint("invalid pin"),
-        )
-    return Check(name=name, status=Status.FAIL, detail=f"GPIO{pin}: {text}", fix=gpio.hint(text))
-
-
-def _level(raw: Any) -> str:
-    return "high" if raw else "low"
-
-
-def relay_check(config: Config, *, click: bool = False) -> Check:
-    """Claim the relay's line OFF, optionally pulse it once, and read it back."""
-    relay = config.relay
-    assert relay.pin is not None  # checked by load_config
-    name = "relay"
-    what = f"GPIO{relay.pin} {'active-low' if relay.active_low else 'active-high'}, {relay.lock}"
-    try:
-        gpiozero = gpio.load_gpiozero('relay.type = "gpio"')
-    except ConfigError:
-        return _not_installed(name)
-    try:
-        device = gpiozero.DigitalOutputDevice(
-            relay.pin, active_high=not relay.active_low, initial_value=False
-        )
-    except Exception as err:  # noqa: BLE001 - every factory error is explained
-        return _pin_failure(name, relay.pin, err)
-    try:
-        if click:
-            device.on()
-            time.sleep(CLICK_MS / 1000)
-            device.off()
-        on, raw = bool(device.value), device.pin.state
-    except Exception as err:  # noqa: BLE001
-        return _pin_failure(name, relay.pin, err)
-    finally:
-        device.close()
-    if on:
-        return Check(
-            name=name,
-            status=Status.FAIL,
-            detail=f"{what}: set OFF, but reads back {_level(raw)} (ON)",
-            fix="something else drives the line (a HAT's jumper, another program), or "
-            "relay.active_low is wrong for this board",
-        )
-    done = f"clicked ({CLICK_MS} ms), " if click else ""
-    tail = "" if click else "; nothing switched (--relay-click pulses it once)"
-    return Check(
-        name=name,
-        status=Status.OK,
-        detail=f"{what}: {done}claimed OFF, reads back {_level(raw)} (OFF){tail}",
-    )
+from scanner.probes import OPEN_TIMEOUT_S, blocking
 
 
 def input_check(index: int, item: GpioInputConfig) -> Check:
@@ -106,18 +30,18 @@ def input_check(index: int, item: GpioInputConfig) -> Check:
     try:
         contact = GpioInput(item, index=index)
     except ConfigError:
-        return _not_installed(name)
+        return gpio.not_installed(name)
     try:
         device = contact.claim(lambda: None)
     except Exception as err:  # noqa: BLE001 - every factory error is explained
-        return _pin_failure(name, item.pin, err)
+        return gpio.pin_failure(name, item.pin, err)
     try:
         raw = device.pin.state
     except Exception as err:  # noqa: BLE001
-        return _pin_failure(name, item.pin, err)
+        return gpio.pin_failure(name, item.pin, err)
     finally:
         device.close()
-    level = _level(raw)
+    level = gpio.level(raw)
     where = f"{contact.name}: GPIO{item.pin} pull {item.pull}"
     if level != item.active_level:
         return Check(name=name, status=Status.OK, detail=f"{where}, idle ({level})")
@@ -164,23 +88,11 @@ def check_gpiochips(dev: Path = Path("/dev")) -> Check:
     return Check(name="gpio", status=Status.OK, detail=f"{names}: readable and writable")
 
 
-async def _bounded(fn: Any, name: str, *args: Any, **kwargs: Any) -> Check:
+async def _bounded(name: str, fn: Callable[[], Check]) -> Check:
     try:
-        async with asyncio.timeout(OPEN_TIMEOUT_S):
-            result: Check = await asyncio.to_thread(fn, *args, **kwargs)
-            return result
+        return await blocking(fn)
     except TimeoutError:
-        return Check(
-            name=name,
-            status=Status.FAIL,
-            detail=f"no answer from the GPIO driver within {OPEN_TIMEOUT_S:.0f} s",
-            fix="reboot the Pi; check `dmesg | tail` for gpio errors",
-        )
-
-
-async def gpio_relay_check(config: Config, *, click: bool = False) -> Check:
-    """The doctor's ``relay`` line for ``relay.type = "gpio"``."""
-    return await _bounded(relay_check, "relay", config, click=click)
+        return gpio.hung(name, OPEN_TIMEOUT_S)
 
 
 async def gpio_input_checks(config: Config) -> list[Check]:
@@ -189,5 +101,6 @@ async def gpio_input_checks(config: Config) -> list[Check]:
         return []
     checks = [check_gpiochips()]
     for i, item in enumerate(config.inputs):
-        checks.append(await _bounded(input_check, f"input {i + 1} ({item.role})", i, item))
+        name = f"input {i + 1} ({item.role})"
+        checks.append(await _bounded(name, functools.partial(input_check, i, item)))
     return checks

@@ -1,131 +1,54 @@
 """The machine under the gate: who runs the doctor, its groups, and the host's own services.
 
-Also the plumbing every device and storage check shares: blocking I/O bounded in
-time on a thread of its own (:func:`blocking`), and the names of users and groups
-for the fixes that say ``usermod -aG``.
+Which devices a config opens comes from its kinds (``opens`` on each
+:class:`~scanner.sources.kind.SourceKind`, ``needs_port`` on the relay's); the
+plumbing every device and storage check shares (blocking I/O bounded in time, user
+and group names) is :mod:`scanner.probes`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import grp
 import os
-import pwd
 import shutil
-import stat
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-from scanner.config import CameraSourceConfig, Config, EvdevSourceConfig, SerialSourceConfig
+from scanner.config import Config
 from scanner.doctor.report import Check, Status
+from scanner.probes import group_name, user
 from scanner.relay import RELAY_KINDS
+from scanner.sources import SOURCE_KINDS
+from scanner.sources.kind import DeviceClass
 
-T = TypeVar("T")
-
-#: How long opening a device may take before the check calls it hung.
-OPEN_TIMEOUT_S = 10.0
-#: ``--relay-click``: long enough to hear the relay, short enough not to hold a door open.
-CLICK_MS = 200
 UDEV_RULES = (
     Path("/etc/udev/rules.d/99-passqr-scanner.rules"),
     Path("/lib/udev/rules.d/99-passqr-scanner.rules"),
 )
+#: The group that opens each class of device.
+GROUPS: dict[DeviceClass, str] = {
+    "serial": "dialout", "input": "input", "camera": "video", "gpio": "gpio",
+}  # fmt: skip
 
 
-async def blocking(fn: Callable[[], T], timeout_s: float = OPEN_TIMEOUT_S) -> T:
-    """Run blocking device I/O on a daemon thread, bounded in time.
-
-    A driver stuck in ``open()`` (a camera, a half-dead USB device) is left behind
-    rather than hanging the report or the interpreter's exit.
-
-    Raises:
-        TimeoutError: no result within ``timeout_s``.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def work() -> None:
-        try:
-            result, error = fn(), None
-        except BaseException as err:  # noqa: BLE001 - handed over to the awaiting task
-            result, error = None, err
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:
-            pass  # the loop is gone: nobody waits for this any more
-
-    threading.Thread(target=work, name="doctor-io", daemon=True).start()
-    async with asyncio.timeout(timeout_s):
-        return await future
-
-
-def user() -> str:
-    """Who runs the doctor."""
-    return user_name(os.geteuid())
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def group_hint(path: str) -> str:
-    """Why a device refused us, and the group that would let us in."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "check the device's owner and mode (ls -l)"
-    group = group_name(st.st_gid)
-    me = user()
-    member = st.st_gid == os.getegid() or st.st_gid in os.getgroups()
-    mode = stat.filemode(st.st_mode)
-    if member:
-        return (
-            f"{path} is {mode} {user_name(st.st_uid)}:{group} and {me} is in group {group}: "
-            "check the udev rules' MODE and the unit's DeviceAllow="
-        )
-    return (
-        f"{path} is {mode} {user_name(st.st_uid)}:{group}; add the user to that group: "
-        f"sudo usermod -aG {group} {me}, then log in again (the systemd units grant it "
-        "with SupplementaryGroups=)"
-    )
-
-
-def resolved(path: str) -> str:
-    """``path -> target`` for a symlink (a udev name), else the path."""
-    real = os.path.realpath(path)
-    return f"{path} -> {real}" if real != path else path
+def opened(config: Config) -> set[DeviceClass]:
+    """What the configured sources, relay and ``[[inputs]]`` open (``serial``, ``camera``,
+    ``input``, ``gpio``)."""
+    found = {SOURCE_KINDS.lookup(s.type, "sources.type").opens for s in config.sources}
+    relay = RELAY_KINDS.lookup(config.relay.type, "relay.type")
+    if relay.needs_port:
+        found.add("serial")
+    if relay.takes_pin or config.inputs:
+        found.add("gpio")
+    return {device for device in found if device is not None}
 
 
 def uses_serial(config: Config) -> bool:
     """A relay board or a serial scanner: the ports need group dialout."""
-    return RELAY_KINDS[config.relay.type].needs_port or any(
-        isinstance(s, SerialSourceConfig) for s in config.sources
-    )
+    return "serial" in opened(config)
 
 
 def uses_gpio(config: Config) -> bool:
     """A relay on a GPIO line or ``[[inputs]]``: /dev/gpiochip* needs group gpio."""
-    return RELAY_KINDS[config.relay.type].takes_pin or bool(config.inputs)
+    return "gpio" in opened(config)
 
 
 def check_user(config: Config) -> Check:
@@ -138,15 +61,7 @@ def check_user(config: Config) -> Check:
             detail="root: device and journal checks show what root can do; the service runs "
             "as passqr with the groups its unit grants (SupplementaryGroups=)",
         )
-    needed: set[str] = set()
-    if uses_serial(config):
-        needed.add("dialout")
-    if uses_gpio(config):
-        needed.add("gpio")
-    if any(isinstance(s, EvdevSourceConfig) for s in config.sources):
-        needed.add("input")
-    if any(isinstance(s, CameraSourceConfig) for s in config.sources):
-        needed.add("video")
+    needed = {GROUPS[device] for device in opened(config)}
     missing = sorted(g for g in needed if g not in groups)
     detail = f"{me}, groups: {', '.join(groups)}"
     if not missing:

@@ -3,44 +3,22 @@
 Plain text for a person at a Linux console (ASCII, no colours, wrapped, paths and
 commands kept whole so they can be copied), or JSON for provisioning tools. Both
 are redacted once more on the way out, whatever a check put in them.
+
+:class:`Check` and :class:`Status` live in the core (:mod:`scanner.checks`), where the
+device kinds' probes make them too; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from scanner.checks import Check, Status
 from scanner.errors import redact
 
 __all__ = ["Check", "Status", "format_json", "format_text", "ready", "summary"]
-
-
-class Status(enum.StrEnum):
-    OK = "OK"
-    WARN = "WARN"
-    FAIL = "FAIL"
-    SKIP = "SKIP"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Check:
-    """One line of the report.
-
-    Attributes:
-        name: what was checked (``config``, ``api key``, ``source 1 (serial)``...).
-        status: OK, WARN (works, but look at it), FAIL (the gate is not ready), SKIP.
-        detail: what was found.
-        fix: what to do about a WARN or a FAIL.
-    """
-
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
 
 
 def ready(checks: Sequence[Check]) -> bool:

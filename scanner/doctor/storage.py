@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 
 from scanner.config import Config
-from scanner.doctor.host import blocking, user, user_name
 from scanner.doctor.report import Check, Status
 from scanner.errors import ConfigError, ScannerError
 from scanner.journal import Journal
 from scanner.journald import JOURNAL_SOCKET, journald_available
+from scanner.probes import blocking, user, user_name
 
 __all__ = ["check_journal", "check_logs"]
 

@@ -157,7 +157,8 @@ def _import_summary(
 ) -> None:
     created = len(report.created)
     minutes = report.elapsed_s / 60
-    rate = f", {created / minutes:.0f}/min" if created and minutes > 0 else ""
+    # A rate over a few seconds says nothing (60 at once, then the budget): from a minute on.
+    rate = f", {created / minutes:.0f}/min" if created and minutes >= 1 else ""
     parts = [f"created {created} passes in {output.duration_text(report.elapsed_s)}{rate}"]
     if report.skipped:
         parts.append(f"{report.skipped} created by an earlier run")

@@ -55,7 +55,7 @@ def key_values(pairs: Sequence[tuple[str, object]]) -> str:
 
 def uses_text(info: PassInfo) -> str:
     used = "?" if info.uses_count is None else str(info.uses_count)
-    return f"{used}/{'no limit' if info.max_uses is None else info.max_uses}"
+    return f"{used}/{'unlimited' if info.max_uses is None else info.max_uses}"
 
 
 def data_text(data: object) -> str:

@@ -1,9 +1,9 @@
 """Relay drivers: one interface, one module per board, built from ``[relay]``.
 
-A board's module declares its kind (:class:`RelayKind`: channels, builder, rules)
-beside its driver; :data:`RELAY_KINDS` below makes it known, one line per kind.
-Light on import: pyserial loads when a port is first opened, gpiozero when a
-``gpio`` relay is built.
+A board's module declares its kind (:class:`RelayKind`: channels, builder, rules,
+doctor probe) beside its driver; :data:`RELAY_KINDS` below makes it known, one line per kind.
+Light on import: pyserial loads when a port is first opened, gpiozero when a ``gpio``
+relay is built.
 """
 
 from __future__ import annotations

@@ -77,6 +77,15 @@ class Relay(ABC):
     def _release(self) -> None:  # noqa: B027 - optional hook, most boards need nothing
         """Close the device; called after a final OFF."""
 
+    def transcript_lines(self) -> list[str] | None:
+        """What was done to a device that has no frames (a GPIO line), for ``relay test``
+        and ``relay off``; None: a serial board's frames, or no board."""
+        return None
+
+    def hint(self, fault: str) -> str | None:
+        """What an installer does about ``fault``; None: the serial port's hint."""
+        return None
+
     # -- plumbing ------------------------------------------------------------------------
 
     async def _apply(self, on: bool) -> bool:

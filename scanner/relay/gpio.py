@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner import gpio
 from scanner.errors import ConfigError
 from scanner.relay.base import Relay
 from scanner.relay.kind import RelayConfig, RelayKind
+
+if TYPE_CHECKING:
+    from scanner.checks import Check
 
 _log = logging.getLogger(__name__)
 
@@ -126,7 +129,20 @@ def _build(config: RelayConfig) -> GpioRelay:
     return GpioRelay(config.pin, active_low=config.active_low, pulse_ms=config.pulse_ms)
 
 
+async def _probe(config: RelayConfig, click: Relay | None) -> list[Check]:
+    """The doctor's ``relay`` line (:mod:`scanner.relay.gpio_probe`, imported when it runs)."""
+    from scanner.relay.gpio_probe import probe_gpio_relay
+
+    return await probe_gpio_relay(config, click)
+
+
 #: One relay on one line: no port, no second channel (a buzzer needs a board).
 KIND = RelayKind(
-    name="gpio", build=_build, channels=1, needs_port=False, takes_pin=True, check=_check
+    name="gpio",
+    build=_build,
+    channels=1,
+    needs_port=False,
+    takes_pin=True,
+    check=_check,
+    probe=_probe,
 )

@@ -1,24 +1,25 @@
-"""What a relay kind declares: ``[relay]``'s shape, its board's channels, its builder.
+"""What a relay kind declares: ``[relay]``'s shape, its board's channels, its builder, its probe.
 
 Every board on a serial port takes the same ``[relay]`` table (:class:`RelayConfig`);
 a kind says what the table means for it (:class:`RelayKind`). A board's module
 declares its kind beside its driver (``KIND = RelayKind(name="lcus", channels=8,
 build=...)``) and ``scanner/relay/__init__.py`` registers it with one line; the
-config loader and :func:`scanner.relay.build_relay` ask the registry, never a list
-of their own.
+config loader, :func:`scanner.relay.build_relay` and ``passqr-scanner doctor`` ask
+the registry, never a list of their own.
 
 Imported by :mod:`scanner.config`: standard library only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from scanner.schema import MAX_BAUD, any_bytes, within
 
 if TYPE_CHECKING:
+    from scanner.checks import Check
     from scanner.relay.base import Relay
 
 LockType = Literal["fail-safe", "fail-secure"]
@@ -50,6 +51,17 @@ class RelayConfig:
     """``gpio``: the relay closes when the line is low (most opto-isolated relay modules)."""
 
 
+async def serial_board_probe(config: RelayConfig, click: Relay | None) -> list[Check]:
+    """The doctor's check of a board on ``relay.port`` (every kind's default ``probe``).
+
+    The port opens exclusively, nothing written; with ``click``, one short pulse.
+    The work is in :mod:`scanner.relay.probe`, imported only when the doctor runs.
+    """
+    from scanner.relay.probe import probe_board
+
+    return await probe_board(config, click)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RelayKind:
     """One kind of relay, as the registry knows it.
@@ -64,6 +76,11 @@ class RelayKind:
         takes_pin: ``pin`` (and ``active_low``) mean something, and only here (``gpio``).
         check: rules of this kind beyond the shape; raises :class:`ConfigError` naming
             the key without its file (``"relay.on_command: ..."``).
+        probe: the doctor's checks of the configured board, ``probe(table, click)``:
+            :class:`~scanner.checks.Check` lines (``relay``), blocking I/O off the event
+            loop (:mod:`scanner.probes`). ``click`` is the board's driver (built, not
+            started) when ``--relay-click`` asks for one pulse, else None: nothing is
+            switched. Default: :func:`serial_board_probe`.
     """
 
     name: str
@@ -73,6 +90,7 @@ class RelayKind:
     takes_commands: bool = False
     takes_pin: bool = False
     check: Callable[[RelayConfig], None] | None = None
+    probe: Callable[[RelayConfig, Relay | None], Awaitable[list[Check]]] = serial_board_probe
 
     @property
     def most_channels(self) -> int:

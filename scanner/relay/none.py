@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scanner.checks import Check, Status
 from scanner.relay.base import Relay
 from scanner.relay.kind import RelayConfig, RelayKind
 
@@ -17,4 +18,8 @@ def _build(config: RelayConfig) -> NoRelay:
     return NoRelay(pulse_ms=config.pulse_ms)
 
 
-KIND = RelayKind(name="none", build=_build, needs_port=False)
+async def _probe(config: RelayConfig, click: Relay | None) -> list[Check]:
+    return [Check(name="relay", status=Status.OK, detail="relay.type = none: no door relay")]
+
+
+KIND = RelayKind(name="none", build=_build, needs_port=False, probe=_probe)

@@ -1,7 +1,7 @@
 """Scanner inputs: one interface, one module per kind, built from ``[[sources]]``.
 
-A kind's module declares its table (a config dataclass), its rules and its builder
-(:class:`SourceKind`) beside its driver; :data:`SOURCE_KINDS` below makes it known,
+A kind's module declares its table (a config dataclass), its rules, its builder and
+its doctor probe (:class:`SourceKind`) beside its driver; :data:`SOURCE_KINDS` below makes it known,
 one line per kind. Light on import: pyserial, OpenCV, numpy and evdev load when a
 source of theirs runs.
 """

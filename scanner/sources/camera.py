@@ -19,7 +19,8 @@ last sighting) turns a code held for ten seconds into one validation.
 
 This module is also the camera's kind (its ``[[sources]]`` table, the ``synthetic?...``
 device options, :data:`KIND`): the config loader imports it, so OpenCV, numpy and
-the capture backends load only when a camera is opened (:func:`backend_for`).
+the capture backends load only when a camera is opened (:func:`backend_for`). The
+doctor's probe is in :mod:`scanner.sources.camera_probe`, imported when it runs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from scanner.checks import Check, Status
 from scanner.decode import build_decoder
 from scanner.errors import ConfigError
 from scanner.models import RawScan
@@ -566,4 +568,19 @@ def _build(config: CameraSourceConfig, headless: bool) -> Source:
     return CameraSource(config)
 
 
-KIND = SourceKind(name="camera", config=CameraSourceConfig, build=_build, check=_check)
+async def _probe(config: CameraSourceConfig, name: str) -> list[Check]:
+    if is_synthetic(config.device):
+        return [Check(name=name, status=Status.OK, detail="synthetic frames: no device")]
+    from scanner.sources.camera_probe import first_frame_check
+
+    return [await first_frame_check(name, config.device, lambda: backend_for(config)())]
+
+
+KIND = SourceKind(
+    name="camera",
+    config=CameraSourceConfig,
+    build=_build,
+    probe=_probe,
+    check=_check,
+    opens="camera",
+)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
+from scanner.checks import Check, Status
 from scanner.models import RawScan
 from scanner.payload import MAX_PAYLOAD_CHARS
 from scanner.sources.base import Emit, Source, SourceState
@@ -127,4 +128,11 @@ def _build(config: KeyboardSourceConfig, headless: bool) -> Source:
 
 
 #: One keyboard: the UI has one set of keys to feed, headless one standard input.
-KIND = SourceKind(name="keyboard", config=KeyboardSourceConfig, build=_build, single=True)
+async def _probe(config: KeyboardSourceConfig, name: str) -> list[Check]:
+    detail = "n/a: a keyboard-wedge scanner types into the kiosk's terminal"
+    return [Check(name=name, status=Status.SKIP, detail=detail)]
+
+
+KIND = SourceKind(
+    name="keyboard", config=KeyboardSourceConfig, build=_build, probe=_probe, single=True
+)

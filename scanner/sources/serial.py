@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from scanner.checks import Check
 from scanner.payload import MAX_PAYLOAD_CHARS
+from scanner.probes import serial_port
 from scanner.schema import MAX_BAUD, within
 from scanner.sources.base import Source, SourceState, ThreadedSource
 from scanner.sources.kind import SourceKind
@@ -151,4 +153,11 @@ def _build(config: SerialSourceConfig, headless: bool) -> Source:
     )
 
 
-KIND = SourceKind(name="serial", config=SerialSourceConfig, build=_build)
+async def _probe(config: SerialSourceConfig, name: str) -> list[Check]:
+    """The port opens exclusively (as the kiosk opens it); nothing is written."""
+    return [await serial_port(name, config.port, config.baudrate, "scanner")]
+
+
+KIND = SourceKind(
+    name="serial", config=SerialSourceConfig, build=_build, probe=_probe, opens="serial"
+)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from scanner.checks import Check, Status
 from scanner.models import RawScan
 from scanner.schema import DAY_S, within
 from scanner.sources.base import Emit, Source, SourceState
@@ -70,4 +71,8 @@ def _build(config: SimulatedSourceConfig, headless: bool) -> Source:
     )
 
 
-KIND = SourceKind(name="simulated", config=SimulatedSourceConfig, build=_build)
+async def _probe(config: SimulatedSourceConfig, name: str) -> list[Check]:
+    return [Check(name=name, status=Status.OK, detail="n/a: scripted codes")]
+
+
+KIND = SourceKind(name="simulated", config=SimulatedSourceConfig, build=_build, probe=_probe)

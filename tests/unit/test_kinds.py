@@ -2,19 +2,23 @@
 
 The toy kinds below live in this test module and are registered with one call
 each; nothing else in ``scanner/`` learns about them, yet the config loader reads
-their tables (bounds, "did you mean", the kind's own rules) and the builders make
-their drivers. That is the recipe in ``docs/architecture.md``.
+their tables (bounds, "did you mean", the kind's own rules), the builders make
+their drivers and the doctor runs their probes. That is the recipe in
+``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
+from scanner.checks import Check, Status
 from scanner.config import parse_config
+from scanner.doctor import diagnose
 from scanner.errors import ConfigError
 from scanner.relay import RELAY_KINDS, Relay, RelayConfig, RelayKind, build_relay
 from scanner.schema import within
@@ -46,7 +50,14 @@ def _check_toy(config: RelayConfig) -> None:
         raise ConfigError("baudrate: toy boards speak at 19200")
 
 
-TOY_RELAY = RelayKind(name="toy", channels=4, build=_build_toy, check=_check_toy)
+async def _probe_toy(config: RelayConfig, click: Relay | None) -> list[Check]:
+    if click is None:
+        return [Check(name="relay", status=Status.OK, detail=f"toy board at {config.port}")]
+    assert isinstance(click, ToyRelay)  # the doctor built this kind's driver
+    return [Check(name="relay", status=Status.OK, detail=f"toy channel {click.channel} clicked")]
+
+
+TOY_RELAY = RelayKind(name="toy", channels=4, build=_build_toy, check=_check_toy, probe=_probe_toy)
 
 # -- a toy source kind: its module would be these lines -------------------------------
 
@@ -74,7 +85,14 @@ def _build_chime(config: ChimeSourceConfig, headless: bool) -> Source:
     return ChimeSource(config)
 
 
-CHIME = SourceKind(name="chime", config=ChimeSourceConfig, build=_build_chime)
+async def _probe_chime(config: ChimeSourceConfig, name: str) -> list[Check]:
+    return [
+        Check(name=name, status=Status.WARN, detail=f"chimes every {config.every_s} s"),
+        Check(name=f"{name} volume", status=Status.SKIP, detail="no speaker to ask"),
+    ]
+
+
+CHIME = SourceKind(name="chime", config=ChimeSourceConfig, build=_build_chime, probe=_probe_chime)
 
 
 # -- the registration line, and what it buys -------------------------------------------
@@ -152,3 +170,29 @@ def test_a_registered_source_kind_is_read_and_built_from_its_table() -> None:
         parse_config({"sources": [{"type": "chime", "every_s": 0}]})
     with pytest.raises(ConfigError, match="did you mean 'every_s'"):
         parse_config({"sources": [{"type": "chime", "every": 1}]})
+
+
+@pytest.mark.usefixtures("toy_relay", "chime")
+@pytest.mark.parametrize("click", [False, True])
+async def test_the_doctor_runs_the_registered_kinds_probes(tmp_path: Path, click: bool) -> None:
+    config = tmp_path / "gate.toml"
+    config.write_text(
+        '[api]\nbase_url = "http://127.0.0.1:9/api/v1"\n\n'
+        '[[sources]]\ntype = "simulated"\ncodes = ["A"]\n\n'
+        '[[sources]]\ntype = "chime"\nevery_s = 2.5\n\n'
+        '[relay]\ntype = "toy"\nport = "/dev/toy0"\nchannel = 3\nbaudrate = 19200\n\n'
+        f'[journal]\npath = "{tmp_path / "journal.sqlite3"}"\n'
+    )
+
+    checks = await diagnose(
+        config, relay_click=click, environ={}, credential_file=tmp_path / "no-key"
+    )
+
+    found = {c.name: (c.status, c.detail) for c in checks}
+    assert found["source 1 (simulated)"] == (Status.OK, "n/a: scripted codes")
+    assert found["source 2 (chime)"] == (Status.WARN, "chimes every 2.5 s")
+    assert found["source 2 (chime) volume"] == (Status.SKIP, "no speaker to ask")
+    relay = "toy channel 3 clicked" if click else "toy board at /dev/toy0"
+    assert found["relay"] == (Status.OK, relay)
+    names = [c.name for c in checks]
+    assert names.index("source 2 (chime) volume") < names.index("relay")
