@@ -126,8 +126,9 @@ async def _bounded_body(response: httpx.Response, where: str) -> bytes:
     return bytes(body)
 
 
-#: Collections PassQR always has: a 404 for one of them is a wrong base URL.
-_ALWAYS_THERE = ("/passes", "/templates", "/validate")
+#: Lists PassQR always has (and /validate, whose "not found" is a 200 result): a 404
+#: for one of them is a wrong base URL, not a missing pass.
+_ALWAYS_THERE = ("/passes", "/templates")
 
 
 def _short(text: str) -> str:
@@ -379,7 +380,8 @@ class PassQRClient:
             )
         if status == 404:
             path = response.request.url.path.rstrip("/")
-            if path.endswith(_ALWAYS_THERE):
+            method = response.request.method
+            if path.endswith("/validate") or (method == "GET" and path.endswith(_ALWAYS_THERE)):
                 # PassQR always has these: a 404 means this is not PassQR's API root.
                 raise BadAnswerError(
                     f"{where} answered 404: no PassQR API at {self.base_url}: is api.base_url "

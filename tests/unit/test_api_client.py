@@ -170,7 +170,7 @@ async def test_statuses_map_to_the_error_tree(
 ) -> None:
     async with client_for(handler) as client:
         with pytest.raises(error, match=check) as info:
-            await client.validate("PASS-ABCD1234", idempotency_key="k")
+            await client.get_pass("p-1")
     if isinstance(info.value, RateLimitedError):
         assert info.value.retry_after == 17
 
