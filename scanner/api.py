@@ -379,15 +379,7 @@ class PassQRClient:
                 status=status,
             )
         if status == 404:
-            path = response.request.url.path.rstrip("/")
-            method = response.request.method
-            if path.endswith("/validate") or (method == "GET" and path.endswith(_ALWAYS_THERE)):
-                # PassQR always has these: a 404 means this is not PassQR's API root.
-                raise BadAnswerError(
-                    f"{where} answered 404: no PassQR API at {self.base_url}: is api.base_url "
-                    "right? (it ends in /api/v1)",
-                    status=status,
-                )
+            self._check_api_root(response.request, where)
             raise NotFoundError(message or "not found", status=status, code=code)
         if 400 <= status < 500:
             raise RequestRejectedError(
@@ -396,6 +388,20 @@ class PassQRClient:
         if status >= 500:
             raise ServerError(message or f"server error ({status})", status=status, code=code)
         raise BadAnswerError(f"{where} answered unexpected status {status}", status=status)
+
+    def _check_api_root(self, request: httpx.Request, where: str) -> None:
+        """A 404 for what PassQR always has means this is not PassQR's API root.
+
+        Raises:
+            BadAnswerError: then.
+        """
+        path = request.url.path.rstrip("/")
+        if path.endswith("/validate") or (request.method == "GET" and path.endswith(_ALWAYS_THERE)):
+            raise BadAnswerError(
+                f"{where} answered 404: no PassQR API at {self.base_url}: is api.base_url "
+                "right? (it ends in /api/v1)",
+                status=404,
+            )
 
     @staticmethod
     def _data(payload: Mapping[str, Any], what: str) -> Any:
