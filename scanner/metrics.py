@@ -3,7 +3,9 @@
 The library writes the text exposition (format 0.0.4); a small
 :func:`asyncio.start_server` responder on the kiosk's own event loop serves it
 (no thread: the kiosk's state is read where it changes, never mid-update; a
-bounded, timed read of the request; ``Connection: close``). Counters that come
+bounded, timed read of the request; ``Connection: close``; at most
+:data:`MAX_CONNECTIONS` at once, any more closed at once, so idle connections
+cannot use up the kiosk's file descriptors). Counters that come
 from decisions are fed by :meth:`Metrics.observe` (subscribed to
 :meth:`scanner.pipeline.Gate.subscribe`); everything else (device states, the
 server's state, repeats ignored) is read from the running kiosk at scrape time,
@@ -64,6 +66,9 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _MAX_REQUEST = 8192
 _READ_TIMEOUT_S = 5.0
+"""A request not read within this is closed; its answer must be sent within it too."""
+MAX_CONNECTIONS = 16
+"""Connections served at once; any more are closed as soon as they are accepted."""
 
 
 def _bound(value: float) -> str:
@@ -111,6 +116,10 @@ class Metrics:
         self.relay_faults = 0
         self.latency = Histogram(buckets)
         self.queue_length = queue_length or (lambda: 0)
+        self.connections = 0
+        """Connections to the responder open now."""
+        self.turned_away = 0
+        """Connections closed at once: :data:`MAX_CONNECTIONS` were open."""
 
     def observe(self, decision: Decision) -> None:
         """Count one decision; pass this to ``Gate.subscribe``."""
@@ -169,11 +178,18 @@ class Metrics:
         """
 
         async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.connections >= MAX_CONNECTIONS:
+                self.turned_away += 1
+                writer.transport.abort()
+                return
+            self.connections += 1
             try:
-                await self._respond(reader, writer, kiosk)
+                async with asyncio.timeout(2 * _READ_TIMEOUT_S):  # the read, then the answer
+                    await self._respond(reader, writer, kiosk)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 pass
             finally:
+                self.connections -= 1
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()

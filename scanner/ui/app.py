@@ -36,6 +36,7 @@ from scanner.errors import ConfigError, ScannerError
 from scanner.models import Decision, RawScan
 from scanner.pipeline import can_let_in
 from scanner.runtime import Kiosk
+from scanner.ui.pin import LOCK_KEY, PinLock, StaffPinScreen, staff_pin
 from scanner.ui.screens import (
     ConfirmQuitScreen,
     GateScreen,
@@ -43,7 +44,7 @@ from scanner.ui.screens import (
     RecentScansScreen,
     StartupErrorScreen,
 )
-from scanner.ui.staff import PIN_TRIES, StaffPinScreen, StaffScreen, staff_pin
+from scanner.ui.staff import StaffScreen
 from scanner.ui.widgets import DecisionBar, literal
 
 _log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class KioskApp(App[int]):
     ]
 
     STAFF_LOCK_S = 30.0
-    """How long staff mode stays locked after the PIN was wrong too often."""
+    """How long staff mode stays locked after the PIN was wrong too often (doubling after)."""
+    STAFF_LOCK_MAX_S = 300.0
+    """The longest lock, however often the PIN was wrong."""
     ERROR_EXIT_S = 30.0
     """How long the startup error stays on screen before the app exits."""
     HEARTBEAT_S = 1.0
@@ -114,7 +117,8 @@ class KioskApp(App[int]):
         self._watchdog = notify.Watchdog()
         self._watchdog_task: asyncio.Task[None] | None = None
         self._heartbeat = time.monotonic()
-        self._staff_locked_until = 0.0
+        self.pin_lock = PinLock(lock_s=self.STAFF_LOCK_S, max_lock_s=self.STAFF_LOCK_MAX_S)
+        """Wrong staff PINs and the lock they earned, for the whole kiosk (kept in the journal)."""
 
     def get_default_screen(self) -> Screen[None]:
         return self.gate_screen
@@ -133,6 +137,7 @@ class KioskApp(App[int]):
         self.started = True
         self.gate_screen.refresh_status()
         self._start_watchdog()
+        await self._load_pin_lock()
 
     def _start_watchdog(self) -> None:
         """READY=1 for systemd, then WATCHDOG=1 pings while the UI's message loop runs.
@@ -267,22 +272,42 @@ class KioskApp(App[int]):
         self._as_staff(let_in)
 
     def _as_staff(self, then: Callable[[], None]) -> None:
-        """Run ``then`` once staff are known: at once without a PIN, else after the PIN."""
+        """Run ``then`` once staff are known: at once without a PIN, else after the PIN.
+
+        While staff mode is locked the PIN dialog shows the lock (and keeps every key).
+        """
         pin = staff_pin(self.kiosk.config)
         if pin is None:
             then()
-        elif time.monotonic() < self._staff_locked_until:
-            self.notify("Staff mode is locked for a moment: wrong PIN", severity="error")
-        else:
-            dialog = StaffPinScreen(pin)
+            return
 
-            def unlocked(ok: bool | None) -> None:
-                if ok:
-                    then()
-                elif dialog.tries >= PIN_TRIES:
-                    self._staff_locked_until = time.monotonic() + self.STAFF_LOCK_S
+        def unlocked(ok: bool | None) -> None:
+            if ok:
+                then()
 
-            self.push_screen(dialog, unlocked)
+        self.push_screen(StaffPinScreen(pin, self.pin_lock, self._save_pin_lock), unlocked)
+
+    async def _load_pin_lock(self) -> None:
+        """The PIN lock as the journal kept it; a kiosk restarted while locked shows the lock."""
+        pin = staff_pin(self.kiosk.config)
+        if pin is None:
+            return
+        try:
+            kept = await self.kiosk.journal.recall(LOCK_KEY)
+        except Exception as err:  # noqa: BLE001 - the journal's fault is logged, never raised
+            _log.warning("cannot read the staff PIN lock: %s", err)
+            return
+        self.pin_lock = PinLock.loads(
+            kept, lock_s=self.STAFF_LOCK_S, max_lock_s=self.STAFF_LOCK_MAX_S
+        )
+        if self.pin_lock.locked():
+            self.push_screen(StaffPinScreen(pin, self.pin_lock, self._save_pin_lock))
+
+    async def _save_pin_lock(self) -> None:
+        try:
+            await self.kiosk.journal.remember(LOCK_KEY, self.pin_lock.dumps())
+        except Exception as err:  # noqa: BLE001 - the journal's fault is logged, never raised
+            _log.warning("cannot keep the staff PIN lock: %s", err)
 
     def _open_staff(self) -> None:
         self.push_screen(StaffScreen(self.kiosk), self._staff_admit)
@@ -294,6 +319,8 @@ class KioskApp(App[int]):
 
     def action_request_quit(self) -> None:
         screen = self.screen
+        if isinstance(screen, StaffPinScreen):
+            return  # quitting waits for the PIN (or the lock) on screen
         if isinstance(screen, ConfirmQuitScreen):
             screen.dismiss(True)
         elif isinstance(screen, StartupErrorScreen):
@@ -302,5 +329,6 @@ class KioskApp(App[int]):
             self.push_screen(ConfirmQuitScreen(self.kiosk.keyboard), self._quit_answer)
 
     def _quit_answer(self, quit: bool | None) -> None:
+        """Quit, once staff are known: behind ``[staff] pin`` too (the lock included)."""
         if quit:
-            self.exit(0, return_code=0)
+            self._as_staff(lambda: self.exit(0, return_code=0))

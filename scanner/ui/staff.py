@@ -14,7 +14,6 @@ shown literally.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -40,16 +39,6 @@ from scanner.ui.screens import ConsoleScrollBarRender
 from scanner.ui.widgets import BAD, GOOD, WARN, data_label, gate_detail, literal
 
 _log = logging.getLogger(__name__)
-
-PIN_TRIES = 3
-"""Wrong PINs before the PIN dialog closes (and staff mode locks for a while)."""
-
-
-def staff_pin(config: object) -> str | None:
-    """``[staff] pin`` from the config, if the config has it (None: no PIN asked)."""
-    staff = getattr(config, "staff", None)
-    pin = getattr(staff, "pin", None)
-    return pin if isinstance(pin, str) and pin else None
 
 
 def _cell(value: object, limit: int = 40, style: str = "") -> Text:
@@ -121,44 +110,6 @@ def _full_size(dialog: Vertical) -> Vertical:
     dialog.styles.width = "100%"
     dialog.styles.height = "100%"
     return dialog
-
-
-class StaffPinScreen(ModalScreen[bool]):
-    """Asks for the staff PIN; dismissed with True when it was right."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("f4", "cancel", show=False)]
-
-    def __init__(self, pin: str) -> None:
-        super().__init__()
-        self._pin = pin
-        self.tries = 0
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Static(Content.styled("Staff PIN", "bold"), classes="title")
-            yield Input(password=True, max_length=64, id="pin")
-            yield Static(
-                "Enter: unlock    Esc: cancel", classes="hint", id="pin-hint", markup=False
-            )
-
-    @on(Input.Submitted, "#pin")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if hmac.compare_digest(event.value.encode(), self._pin.encode()):
-            self.dismiss(True)
-            return
-        self.tries += 1
-        _log.warning("staff mode: wrong PIN (%d of %d)", self.tries, PIN_TRIES)
-        if self.tries >= PIN_TRIES:
-            self.dismiss(False)
-            return
-        event.input.value = ""
-        self.query_one("#pin-hint", Static).update(
-            Content.assemble(("Wrong PIN", BAD), "    Enter: unlock    Esc: cancel")
-        )
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
 
 
 class StaffScreen(ModalScreen[str | None]):

@@ -23,13 +23,14 @@ from scanner.runtime import Kiosk
 from scanner.sources import KeyboardSource
 from scanner.ui import bigtext
 from scanner.ui.app import KioskApp
+from scanner.ui.pin import StaffPinScreen
 from scanner.ui.screens import (
     ConfirmQuitScreen,
     ManualEntryScreen,
     RecentScansScreen,
     StartupErrorScreen,
 )
-from scanner.ui.staff import PassDetailScreen, StaffPinScreen, StaffScreen
+from scanner.ui.staff import PassDetailScreen, StaffScreen
 from tests.conftest import LocalServer
 from tests.functional.test_ui import decision_with, panel_of, screen_text, shows_big
 from tests.support.console_font import DEPLOY_FONT, console_fonts, missing_glyphs

@@ -8,6 +8,7 @@ must agree with each other (a count and its page) share one `BEGIN`.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,19 +20,34 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_path(path: Path) -> None:
-    """Create the database's parent directories.
+    """Create the database's parent directories (the last one 0700) and the file (0600).
+
+    The database holds API keys and pass holders' names and e-mails: a new file is
+    readable by its owner only whatever the umask (SQLite gives its -wal and -shm
+    files the database's mode); an existing file or directory keeps its own.
 
     Raises:
         StoreOpenError: they cannot be created, or `path` is a directory.
     """
+    directory = path.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
     except OSError as err:
-        raise StoreOpenError(
-            f"cannot create directory {path.parent}: {err.strerror or err}"
-        ) from err
+        raise StoreOpenError(f"cannot create directory {directory}: {err.strerror or err}") from err
     if path.is_dir():
         raise StoreOpenError(f"cannot open database {path}: it is a directory")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise StoreOpenError(f"cannot create database {path}: {err.strerror or err}") from err
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def connect(path: Path) -> sqlite3.Connection:
