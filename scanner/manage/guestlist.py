@@ -9,7 +9,9 @@ The same value checks serve ``passes create`` and ``passes update``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +45,29 @@ class Row:
     max_uses: int | None = None
     expires_at: str | None = None
     data: Mapping[str, str] = field(default_factory=dict)
+    key: str | None = None
+    """The declared key column's value (``--key``), when there is one."""
+
+    @property
+    def identity(self) -> str:
+        """Who the row is, whatever its place in the file: what resuming is keyed by.
+
+        The ``--key`` column's value when one is declared, else the e-mail address
+        (case aside), else a hash of the row's content (a changed row is then a new guest).
+        """
+        if self.key is not None:
+            return "key:" + self.key
+        if self.holder_email:
+            return "email:" + self.holder_email.lower()
+        return "row:" + self.fingerprint()
+
+    def fingerprint(self) -> str:
+        """A hash of what the pass is made of (the template aside)."""
+        return _digest(self.body(""))
+
+    def fixed_fingerprint(self) -> str:
+        """A hash of what ``PATCH /passes`` cannot change afterwards."""
+        return _digest({"max_uses": self.max_uses, "expires_at": self.expires_at})
 
     def body(self, template_id: str) -> dict[str, Any]:
         """The request body (absent values left out, as the client sends it)."""
@@ -54,6 +79,11 @@ class Row:
         if self.data:
             body["data"] = dict(self.data)
         return body
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -150,14 +180,24 @@ def uses_value(text: str) -> int | None:
     return int(raw)
 
 
-def parse_row(line: int, values: Mapping[str, str], now: datetime | None = None) -> Row:
+def parse_row(
+    line: int, values: Mapping[str, str], now: datetime | None = None, *, key: str | None = None
+) -> Row:
     """Check one row's values (keyed by the header's own spelling, already mapped).
+
+    Args:
+        key: the declared key column's name as mapped (``--key``), if any.
 
     Raises:
         ValueError: the first thing wrong with the row.
     """
     if not any(v.strip() for v in values.values()):
         raise ValueError("empty row")
+    key_value = None
+    if key is not None:
+        key_value = values.get(key, "").strip()
+        if not key_value:
+            raise ValueError(f"no value in the key column {key!r}")
     raw_expiry = values.get("expires_at", "").strip()
     data = {k[5:] if k.startswith("data.") else k: v for k, v in values.items()}
     return Row(
@@ -167,10 +207,11 @@ def parse_row(line: int, values: Mapping[str, str], now: datetime | None = None)
         max_uses=uses_value(values.get("max_uses", "")),
         expires_at=parse_expiry(raw_expiry, now) if raw_expiry else None,
         data={k: v for k, v in data.items() if k not in PASS_COLUMNS and v != ""},
+        key=key_value,
     )
 
 
-def read_csv(path: Path, *, now: datetime | None = None) -> CsvContent:
+def read_csv(path: Path, *, key: str | None = None, now: datetime | None = None) -> CsvContent:
     """Read and check a guest list: every good row, every bad row's error.
 
     Line numbers are the file's own (the header is line 1), as a spreadsheet shows them.
@@ -198,8 +239,10 @@ def read_csv(path: Path, *, now: datetime | None = None) -> CsvContent:
         raise CsvFileError(f"{path}: line 1: {err}") from err
     names = _column_names(path, header)
     warnings = _column_warnings(names)
+    key_name = _key_column(path, names, key)
     rows: list[Row] = []
     errors: list[RowError] = []
+    seen = _Seen()
     line = reader.line_num + 1
     while True:
         try:
@@ -216,11 +259,51 @@ def read_csv(path: Path, *, now: datetime | None = None) -> CsvContent:
         else:
             mapped = {names[i]: value for i, value in enumerate(values[: len(header)]) if names[i]}
             try:
-                rows.append(parse_row(line, mapped, now))
+                row = parse_row(line, mapped, now, key=key_name)
+                seen.check(row)
             except ValueError as err:
                 errors.append(RowError(line, str(err)))
+            else:
+                rows.append(row)
         line = reader.line_num + 1
     return CsvContent(rows=rows, errors=errors, warnings=warnings)
+
+
+class _Seen:
+    """The identities met so far (8-byte digests, so a million rows stay small)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[bytes, int] = {}
+
+    def check(self, row: Row) -> None:
+        """Raises ValueError if an earlier row is the same guest."""
+        digest = hashlib.blake2b(row.identity.encode(), digest_size=8).digest()
+        earlier = self._lines.setdefault(digest, row.line)
+        if earlier != row.line:
+            raise ValueError(f"the same guest as line {earlier} ({_shown_identity(row)})")
+
+
+def _shown_identity(row: Row) -> str:
+    if row.key is not None:
+        return f"key {row.key!r}"
+    if row.holder_email:
+        return f"e-mail {row.holder_email!r}"
+    return "every field the same"
+
+
+def _key_column(path: Path, names: Sequence[str], key: str | None) -> str | None:
+    """The mapped name of the ``--key`` column.
+
+    Raises:
+        CsvFileError: the header has no such column.
+    """
+    if key is None:
+        return None
+    wanted = _key(key.removeprefix("data."))
+    for name in names:
+        if name and _key(name.removeprefix("data.")) == wanted:
+            return name
+    raise CsvFileError(f"{path}: line 1: no column {key!r} (the --key column)")
 
 
 def _column_names(path: Path, header: Sequence[str]) -> list[str]:

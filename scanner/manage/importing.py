@@ -27,7 +27,7 @@ async def passes_import(s: Session, args: argparse.Namespace) -> int:
     source = Path(args.file)
     results_path = Path(args.results) if args.results else importer.default_results_path(source)
     try:
-        content, recorded = await asyncio.to_thread(_read_import, source, results_path)
+        content, recorded = await asyncio.to_thread(_read_import, source, results_path, args.key)
     except guestlist.CsvFileError as err:
         s.out.warn(str(err))
         return EXIT_FAILED
@@ -43,7 +43,7 @@ async def passes_import(s: Session, args: argparse.Namespace) -> int:
     report = await _send(s, args, source, content, recorded, results)
     if report.stopped:
         s.out.warn(f"stopped at {report.stopped}")
-    failed = bool(content.errors or report.failed or report.stopped)
+    failed = bool(content.errors or report.failed or report.stopped or report.changed)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -51,21 +51,48 @@ def _dry_run(
     s: Session,
     args: argparse.Namespace,
     content: CsvContent,
-    recorded: Mapping[int, Recorded],
+    recorded: Mapping[str, Recorded],
     results_path: Path,
 ) -> int:
     """``--dry-run``: what a run would do, nothing sent."""
-    from scanner.manage.importer import ImportReport
+    from scanner.manage.importer import ImportReport, reconcile
 
-    done = sum(1 for row in content.rows if row.line in recorded)
-    s.out.warn(
-        f"{len(content.rows)} good rows ({done} already created, "
-        f"{len(content.rows) - done} to create), {len(content.errors)} bad; nothing sent"
+    report = ImportReport(rows=len(content.rows))
+    todo, updates = reconcile(
+        content.rows,
+        recorded,
+        report,
+        lambda e: s.out.warn(f"{args.file}: {e}"),
+        update=args.update,
     )
+    more = "".join(
+        f", {n} {what}"
+        for n, what in (
+            (len(updates), "to update"),
+            (len(report.changed), "changed"),
+            (len(report.failed), "that cannot be updated"),
+        )
+        if n
+    )
+    s.out.warn(
+        f"{len(content.rows)} good rows ({report.skipped} already created, "
+        f"{len(todo)} to create{more}), {len(content.errors)} bad; nothing sent"
+    )
+    _say_gone(s, report)
     if args.json:
-        report = ImportReport(rows=len(content.rows), skipped=done)
         emit_json(s.out, report.to_json(results_path, content.errors))
-    return EXIT_FAILED if content.errors else EXIT_OK
+    return EXIT_FAILED if content.errors or report.changed or report.failed else EXIT_OK
+
+
+def _say_gone(s: Session, report: ImportReport) -> None:
+    if report.gone:
+        codes = ", ".join(r.code for r in report.gone[:10]) + (
+            ", ..." if len(report.gone) > 10 else ""
+        )
+        s.out.warn(
+            f"{len(report.gone)} passes of the results file have no row in the file any more "
+            f"({codes}): left as they are (revoke them with 'passes revoke' if need be)"
+        )
 
 
 async def _ready(s: Session, template_id: str, results: ResultsFile) -> bool:
@@ -89,7 +116,7 @@ async def _send(
     args: argparse.Namespace,
     source: Path,
     content: CsvContent,
-    recorded: Mapping[int, Recorded],
+    recorded: Mapping[str, Recorded],
     results: ResultsFile,
 ) -> ImportReport:
     """Create the rows with a progress bar; the summary is said however the run ends."""
@@ -99,7 +126,8 @@ async def _send(
     bar = s.out.progress("Importing", None, plain_every_s=30.0)
 
     def progress(report: ImportReport, left: int) -> None:
-        done = len(report.created) + len(report.failed)
+        done = len(report.created) + len(report.replayed) + len(report.updated)
+        done += len(report.failed)
         eta = importer.eta_s(left, sent_at=report.sent_at, now=time.monotonic(), per_min=per_min)
         failed = f"{len(report.failed)} failed" if report.failed else ""
         bar.update(done, total=done + left, note=failed, eta_s=eta)
@@ -122,6 +150,7 @@ async def _send(
                 on_progress=progress,
                 on_error=row_failed,
                 stop_after=args.max,
+                update=args.update,
             )
     except asyncio.CancelledError:
         interrupted = True
@@ -132,7 +161,7 @@ async def _send(
     return report
 
 
-def _read_import(source: Path, results_path: Path) -> tuple[Any, Any]:
+def _read_import(source: Path, results_path: Path, key: str | None) -> tuple[Any, Any]:
     """The checked CSV and what earlier runs created (blocking file reads).
 
     Raises:
@@ -143,7 +172,7 @@ def _read_import(source: Path, results_path: Path) -> tuple[Any, Any]:
 
     if os.path.realpath(results_path) == os.path.realpath(source):
         raise UsageError("--results must not be the file being imported")
-    return guestlist.read_csv(source), importer.ResultsFile(results_path).load()
+    return guestlist.read_csv(source, key=key), importer.ResultsFile(results_path).load()
 
 
 def _import_summary(
@@ -162,6 +191,12 @@ def _import_summary(
     parts = [f"created {created} passes in {output.duration_text(report.elapsed_s)}{rate}"]
     if report.skipped:
         parts.append(f"{report.skipped} created by an earlier run")
+    if report.replayed:
+        parts.append(f"{len(report.replayed)} made by an earlier run that could not record them")
+    if report.updated:
+        parts.append(f"{len(report.updated)} updated")
+    if report.changed:
+        parts.append(f"{len(report.changed)} changed rows left as they are (--update applies)")
     failed = [*bad_rows, *report.failed]
     if failed:
         lines = ", ".join(str(e.line) for e in failed[:20]) + (", ..." if len(failed) > 20 else "")
@@ -169,6 +204,7 @@ def _import_summary(
     if report.held_back:
         parts.append(f"{report.held_back} left for the next run (--max)")
     s.out.warn("; ".join(parts) + f"; results in {results_path}")
+    _say_gone(s, report)
     if interrupted or report.stopped or report.held_back:
         s.out.warn("run the same command again to continue: rows already created are skipped")
     if interrupted:

@@ -258,9 +258,11 @@ def run_import(
     *,
     client_wrapper: Any = None,
     stop_after: int | None = None,
+    update: bool = False,
+    key: str | None = None,
 ) -> ImportReport:
     """The importer in-process, as the command runs it."""
-    content = read_csv(source)
+    content = read_csv(source, key=key)
     results = ResultsFile(importer.default_results_path(source))
     recorded = results.load()
     report = ImportReport()
@@ -280,6 +282,7 @@ def run_import(
                     recorded=recorded,
                     report=report,
                     stop_after=stop_after,
+                    update=update,
                 )
             finally:
                 results.close()
@@ -299,7 +302,9 @@ def assert_one_pass_per_row(server: LocalServer, template: str, source: Path, co
         f"guest{n}@example.com" for n in range(count)
     )
     results = results_lines(importer.default_results_path(source))
-    assert sorted(int(r["line"]) for r in results) == list(range(2, count + 2))
+    assert sorted(r["key"] for r in results) == sorted(
+        f"email:guest{n}@example.com" for n in range(count)
+    )
     assert {r["code"] for r in results} == {p.code for p in made}
 
 
@@ -371,7 +376,8 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice(
     assert len(all_passes(local_server, fresh_template)) == 3
     assert len(results_lines(importer.default_results_path(source))) == 2
     resumed = run_import(local_server, source, fresh_template)
-    assert resumed.skipped == 2 and len(resumed.created) == 4
+    # The third row's create is answered with the pass made the first time: not "created".
+    assert resumed.skipped == 2 and len(resumed.created) == 3 and len(resumed.replayed) == 1
     assert_one_pass_per_row(local_server, fresh_template, source, 6)
 
 
@@ -386,21 +392,150 @@ def test_a_results_line_cut_short_by_a_crash(
     results.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 12])
     assert not results.read_text().endswith("\n")
     resumed = run_import(local_server, source, fresh_template)
-    assert resumed.skipped == 1 and len(resumed.created) == 3
+    # The second pass was made; its line was lost: the server answers with it again.
+    assert resumed.skipped == 1 and len(resumed.created) == 2 and len(resumed.replayed) == 1
     assert_one_pass_per_row(local_server, fresh_template, source, 4)
 
 
 def test_a_changed_file_is_not_silently_resumed(
     tmp_path: Path, local_server: LocalServer, fresh_template: str
 ) -> None:
+    """A guest replaced by another: the new one is created, the one gone is reported."""
     source = guest_list(tmp_path / "guests.csv", 3)
     run_import(local_server, source, fresh_template, stop_after=2)
     text = source.read_text().replace("Guest 1,guest1@", "Someone Else,else@")
     source.write_text(text)
     resumed = run_import(local_server, source, fresh_template)
-    assert [e.line for e in resumed.failed] == [3]
-    assert "the file has changed" in resumed.failed[0].message
-    assert len(resumed.created) == 1  # line 4, never sent before
+    assert resumed.skipped == 1
+    assert sorted(info.holder_email or "" for _, info in resumed.created) == [
+        "else@example.com",
+        "guest2@example.com",
+    ]
+    assert [r.holder_email for r in resumed.gone] == ["guest1@example.com"]
+    assert len(all_passes(local_server, fresh_template)) == 4
+
+
+def shuffled(source: Path, order: Any) -> None:
+    header, *rows = source.read_text().splitlines(keepends=True)
+    source.write_text(header + "".join(order(rows)))
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        lambda rows: sorted(rows, reverse=True),
+        lambda rows: rows[1::2] + rows[0::2],
+    ],
+    ids=["reversed", "interleaved"],
+)
+def test_resume_after_the_file_was_sorted(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str, order: Any
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 20)
+    first = run_import(local_server, source, fresh_template, stop_after=10)
+    assert len(first.created) == 10
+    shuffled(source, order)
+    second = run_import(local_server, source, fresh_template)
+    assert second.skipped == 10 and len(second.created) == 10 and second.failed == []
+    assert_one_pass_per_row(local_server, fresh_template, source, 20)
+
+
+def test_resume_after_rows_were_inserted_and_deleted(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 6)
+    run_import(local_server, source, fresh_template, stop_after=3)  # guests 0, 1, 2
+    header, *rows = source.read_text().splitlines(keepends=True)
+    del rows[1]  # guest 1, created
+    del rows[3]  # guest 4, not created yet
+    rows.insert(0, "New Guest,new@example.com,1,\n")
+    source.write_text(header + "".join(rows))
+    resumed = run_import(local_server, source, fresh_template)
+    assert resumed.skipped == 2 and resumed.failed == []
+    assert sorted(info.holder_email or "" for _, info in resumed.created) == [
+        "guest3@example.com",
+        "guest5@example.com",
+        "new@example.com",
+    ]
+    assert [r.holder_email for r in resumed.gone] == ["guest1@example.com"]
+    made = all_passes(local_server, fresh_template)
+    emails = [p.holder_email for p in made]
+    assert len(emails) == len(set(emails)) == 6  # guest 1's pass stays; nobody has two
+
+
+def test_a_changed_row_is_reported_and_applied_with_update(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(
+        tmp_path / "guests.csv",
+        "holder_name,holder_email,seat\nAda,ada@example.com,A1\nBob,bob@example.com,B1\n",
+    )
+    run_import(local_server, source, fresh_template)
+    source.write_text(
+        "holder_name,holder_email,seat\nBob,bob@example.com,B1\nAda King,ada@example.com,A2\n"
+    )
+    seen = run_import(local_server, source, fresh_template)
+    assert seen.created == [] and seen.skipped == 1 and seen.updated == []
+    assert [(c.line, c.message) for c in seen.changed] == [
+        (3, seen.changed[0].message)
+    ] and "holder_name, data" in seen.changed[0].message
+    ada = next(
+        p for p in all_passes(local_server, fresh_template) if p.holder_email == "ada@example.com"
+    )
+    assert ada.holder_name == "Ada"  # reported, not applied
+
+    applied = run_import(local_server, source, fresh_template, update=True)
+    assert [line for line, _ in applied.updated] == [3] and applied.created == []
+    made = all_passes(local_server, fresh_template)
+    assert len(made) == 2
+    ada = next(p for p in made if p.holder_email == "ada@example.com")
+    assert ada.holder_name == "Ada King" and ada.data == {"seat": "A2"}
+    again = run_import(local_server, source, fresh_template)
+    assert again.skipped == 2 and again.changed == [] and again.created == []
+
+
+def test_rows_without_email_are_keyed_by_content_or_by_a_declared_column(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(
+        tmp_path / "guests.csv",
+        "holder_name,member\n" + "".join(f"Guest {n},M{n}\n" for n in range(6)),
+    )
+    run_import(local_server, source, fresh_template, stop_after=3)
+    shuffled(source, lambda rows: sorted(rows, reverse=True))
+    resumed = run_import(local_server, source, fresh_template)
+    assert resumed.skipped == 3 and len(resumed.created) == 3
+    assert len(all_passes(local_server, fresh_template)) == 6
+
+    keyed = write(
+        tmp_path / "members.csv",
+        "holder_name,member\nAda,X1\nBob,X2\n",
+    )
+    run_import(local_server, keyed, fresh_template, key="member")
+    keyed.write_text("holder_name,member\nBob,X2\nAda Lovelace,X1\n")
+    seen = run_import(local_server, keyed, fresh_template, key="member")
+    assert seen.skipped == 1 and [c.line for c in seen.changed] == [3]
+    assert len(all_passes(local_server, fresh_template)) == 8
+
+
+def test_the_same_guest_twice_in_a_file_is_a_bad_row(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "g.csv",
+        "holder_name,holder_email\nAda,ada@example.com\nAda L,ADA@example.com\n",
+    )
+    content = read_csv(path, now=NOW)
+    assert [r.line for r in content.rows] == [2]
+    assert [e.line for e in content.errors] == [3]
+    assert "same guest as line 2" in content.errors[0].message
+
+
+def test_key_column_must_exist_and_be_filled(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.csv", "holder_name,member\nAda,X1\nBob,\n")
+    with pytest.raises(CsvFileError, match="no column 'badge'"):
+        read_csv(path, key="badge")
+    content = read_csv(path, key="member")
+    assert [r.line for r in content.rows] == [2]
+    assert "member" in content.errors[0].message and content.errors[0].line == 3
 
 
 def subprocess_import(
