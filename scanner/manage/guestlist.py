@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -212,61 +211,142 @@ def parse_row(
 
 
 def read_csv(path: Path, *, key: str | None = None, now: datetime | None = None) -> CsvContent:
-    """Read and check a guest list: every good row, every bad row's error.
+    """Read and check a whole guest list: every good row, every bad row's error.
 
-    Line numbers are the file's own (the header is line 1), as a spreadsheet shows them.
+    For a big file, iterate :func:`open_csv` instead: one row at a time.
 
     Raises:
         CsvFileError: the file cannot be read, is not UTF-8, or has no usable header.
     """
+    guests = open_csv(path, key=key, now=now)
+    rows: list[Row] = []
+    errors: list[RowError] = []
+    for item in guests:
+        (rows if isinstance(item, Row) else errors).append(item)  # type: ignore[arg-type]
+    return CsvContent(rows=rows, errors=errors, warnings=guests.warnings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestList:
+    """A guest list whose header was checked; iterating reads it row by row, afresh.
+
+    Rows are numbered as a spreadsheet numbers them: by record, the header being row 1
+    (a field with a line break in it does not shift the rows after it). A field the
+    CSV reader cannot take (a quote in the wrong place, a field over 128 KiB) makes
+    its row a bad one; reading goes on with the next line.
+    """
+
+    path: Path
+    delimiter: str
+    names: list[str]
+    key_name: str | None
+    warnings: list[str]
+    now: datetime | None = None
+
+    def __iter__(self) -> Iterator[Row | RowError]:
+        """Each row, checked, or its error.
+
+        Raises:
+            CsvFileError: the file cannot be read any more, or is not UTF-8 further on.
+        """
+        width = len(self.names)
+        seen = _Seen()
+        for line, values in _records(self.path, self.delimiter, skip_header=True):
+            if isinstance(values, csv.Error):
+                yield RowError(line, f"not valid CSV ({values})")
+            elif len(values) > width and any(v.strip() for v in values[width:]):
+                yield RowError(line, f"{len(values)} fields, but the header names {width}")
+            else:
+                mapped = {self.names[i]: v for i, v in enumerate(values[:width]) if self.names[i]}
+                try:
+                    row = parse_row(line, mapped, self.now, key=self.key_name)
+                    seen.check(row)
+                except ValueError as err:
+                    yield RowError(line, str(err))
+                else:
+                    yield row
+
+
+def open_csv(path: Path, *, key: str | None = None, now: datetime | None = None) -> GuestList:
+    """Check a guest list's header (the rows are read when it is iterated).
+
+    Raises:
+        CsvFileError: the file cannot be read, is not UTF-8, is empty, or its first
+            row is not a header (it names none of the known columns).
+    """
+    first = _first_line(path)
+    delimiter = ","
+    if "," not in first:
+        delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
+    header = next((v for _, v in _records(path, delimiter, skip_header=False)), None)
+    if header is None or header == []:
+        raise CsvFileError(f"{path}: the file is empty")
+    if isinstance(header, csv.Error):
+        raise CsvFileError(f"{path}: line 1: {header}")
+    names = _column_names(path, header)
+    key_name = _key_column(path, names, key)
+    if key_name is None and not any(_known(name) for name in names):
+        raise CsvFileError(
+            f"{path}: no header row: line 1 names none of the columns "
+            f"({', '.join(PASS_COLUMNS)}, data.KEY); add one"
+        )
+    return GuestList(
+        path=path,
+        delimiter=delimiter,
+        names=names,
+        key_name=key_name,
+        warnings=_column_warnings(names),
+        now=now,
+    )
+
+
+def _known(name: str) -> bool:
+    return name in PASS_COLUMNS or name.startswith("data.") or _key(name) in ("name", "email")
+
+
+def _first_line(path: Path) -> str:
+    """The file's first line (to tell its delimiter).
+
+    Raises:
+        CsvFileError: unreadable, or not UTF-8.
+    """
     try:
         with path.open(encoding="utf-8-sig", newline="") as stream:
-            text = stream.read()
+            return stream.readline(1 << 20)
     except UnicodeDecodeError as err:
         raise CsvFileError(f"{path}: not UTF-8 text (save it as 'CSV UTF-8')") from err
     except OSError as err:
         raise CsvFileError(f"{path}: cannot read ({err.strerror or err})") from err
-    first = text.split("\n", 1)[0]
-    delimiter = ","
-    if "," not in first:
-        delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+
+
+def _records(
+    path: Path, delimiter: str, *, skip_header: bool
+) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """The file's records, numbered from 1 (the header); a CSV error in place of a record.
+
+    Raises:
+        CsvFileError: unreadable, or not UTF-8 further on.
+    """
     try:
-        header = next(reader)
-    except StopIteration:
-        raise CsvFileError(f"{path}: the file is empty") from None
-    except csv.Error as err:
-        raise CsvFileError(f"{path}: line 1: {err}") from err
-    names = _column_names(path, header)
-    warnings = _column_warnings(names)
-    key_name = _key_column(path, names, key)
-    rows: list[Row] = []
-    errors: list[RowError] = []
-    seen = _Seen()
-    line = reader.line_num + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            errors.append(RowError(line, f"not valid CSV ({err})"))
-            break
-        if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-            errors.append(
-                RowError(line, f"{len(values)} fields, but the header names {len(header)}")
-            )
-        else:
-            mapped = {names[i]: value for i, value in enumerate(values[: len(header)]) if names[i]}
-            try:
-                row = parse_row(line, mapped, now, key=key_name)
-                seen.check(row)
-            except ValueError as err:
-                errors.append(RowError(line, str(err)))
-            else:
-                rows.append(row)
-        line = reader.line_num + 1
-    return CsvContent(rows=rows, errors=errors, warnings=warnings)
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            lines = iter(stream)
+            number = 0
+            while True:
+                # After an error, a fresh reader goes on from the line after the bad one.
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                try:
+                    for values in reader:
+                        number += 1
+                        if number > 1 or not skip_header:
+                            yield number, values
+                    return
+                except csv.Error as err:
+                    number += 1
+                    yield number, err
+    except UnicodeDecodeError as err:
+        raise CsvFileError(f"{path}: not UTF-8 text (save it as 'CSV UTF-8')") from err
+    except OSError as err:
+        raise CsvFileError(f"{path}: cannot read ({err.strerror or err})") from err
 
 
 class _Seen:

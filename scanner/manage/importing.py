@@ -170,9 +170,19 @@ def _read_import(source: Path, results_path: Path, key: str | None) -> tuple[Any
     """
     from scanner.manage import guestlist, importer
 
-    if os.path.realpath(results_path) == os.path.realpath(source):
+    if os.path.realpath(results_path) == os.path.realpath(source) or _same_file(
+        results_path, source
+    ):
         raise UsageError("--results must not be the file being imported")
     return guestlist.read_csv(source, key=key), importer.ResultsFile(results_path).load()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file under two names (a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _import_summary(

@@ -75,7 +75,7 @@ class ResultsFile:
             CsvFileError: the file exists but cannot be read.
         """
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8-sig")  # a spreadsheet's BOM
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as err:

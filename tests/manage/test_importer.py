@@ -124,7 +124,7 @@ def test_bad_cells(tmp_path: Path, cells: str, words: str) -> None:
 
 
 def test_spreadsheet_exports(tmp_path: Path) -> None:
-    """A BOM, semicolons, CRLF, header spelling, and a quoted line break keep line numbers."""
+    """A BOM, semicolons, CRLF, header spelling; a quoted line break is still one row."""
     text = (
         "\ufeffHolder Name;Holder-Email;Max Uses;Notes\r\n"
         'Ada;ada@example.com;2;"two\r\nlines"\r\n'
@@ -134,7 +134,64 @@ def test_spreadsheet_exports(tmp_path: Path) -> None:
     assert [(r.line, r.holder_name, r.max_uses, dict(r.data)) for r in content.rows] == [
         (2, "Ada", 2, {"Notes": "two\r\nlines"})
     ]
-    assert [(e.line, "e-mail" in e.message) for e in content.errors] == [(4, True)]
+    assert [(e.line, "e-mail" in e.message) for e in content.errors] == [(3, True)]
+
+
+def test_a_bad_csv_field_is_one_bad_row(tmp_path: Path) -> None:
+    """The rows after a field the reader cannot take are read; rows are numbered as records."""
+    huge = "x" * 1_000_000 + "@example.com"
+    path = write(
+        tmp_path / "g.csv",
+        "holder_name,holder_email,notes\n"
+        "Ada,ada@example.com,\n"
+        f"Huge,{huge},\n"
+        'Bad,"quoted"x,\n'
+        'Bob,bob@example.com,"two\nlines"\n'
+        "Cy,bad-address,\n"
+        "Dee,dee@example.com,\n",
+    )
+    content = read_csv(path, now=NOW)
+    assert [(r.line, r.holder_name) for r in content.rows] == [(2, "Ada"), (5, "Bob"), (7, "Dee")]
+    assert [e.line for e in content.errors] == [3, 4, 6]
+    assert "not valid CSV" in content.errors[0].message
+    assert "not valid CSV" in content.errors[1].message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ada Lovelace,ada@example.com\nBob,bob@example.com\n", "seat,table\nA1,7\n"],
+)
+def test_a_file_without_a_header_row_is_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(CsvFileError, match="no header row"):
+        read_csv(write(tmp_path / "g.csv", text))
+
+
+def test_a_results_file_saved_with_a_bom_is_read(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    # No e-mail: only the results file's key column tells which rows were made.
+    source = write(
+        tmp_path / "guests.csv", "holder_name\n" + "".join(f"Guest {n}\n" for n in range(4))
+    )
+    run_import(local_server, source, fresh_template, stop_after=2)
+    results = importer.default_results_path(source)
+    results.write_bytes(b"\xef\xbb\xbf" + results.read_bytes().replace(b"\n", b"\r\n"))
+    resumed = run_import(local_server, source, fresh_template)
+    assert resumed.skipped == 2 and len(resumed.created) == 2
+    assert len(all_passes(local_server, fresh_template)) == 4
+
+
+def test_a_results_file_hard_linked_to_the_guest_list_is_refused(
+    tmp_path: Path, cli: RunCli, fresh_template: str
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 2)
+    before = source.read_bytes()
+    link = tmp_path / "other-name.csv"
+    os.link(source, link)
+    ran = cli("passes", "import", str(source), "--template", fresh_template, "--results", str(link))
+    assert ran.status == 2, ran.err
+    assert "--results must not be the file being imported" in ran.err
+    assert source.read_bytes() == before
 
 
 def test_a_name_column_is_a_hint_not_a_guess(tmp_path: Path) -> None:
