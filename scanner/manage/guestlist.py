@@ -64,6 +64,10 @@ class Row:
         """A hash of what the pass is made of (the template aside)."""
         return _digest(self.body(""))
 
+    def data_fingerprint(self) -> str:
+        """A hash of the pass's data alone."""
+        return _digest(dict(self.data))
+
     def fixed_fingerprint(self) -> str:
         """A hash of what ``PATCH /passes`` cannot change afterwards."""
         return _digest({"max_uses": self.max_uses, "expires_at": self.expires_at})

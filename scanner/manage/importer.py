@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +274,8 @@ def reconcile(
             todo.append(row)
             continue
         seen.add(row.identity)
-        if not earlier.content or earlier.content == row.fingerprint():
+        changes = {} if earlier.content == row.fingerprint() else _changes(row, earlier)
+        if not earlier.content or not (changes or earlier.fixed != row.fixed_fingerprint()):
             report.skipped += 1
         elif earlier.fixed and earlier.fixed != row.fixed_fingerprint():
             message = (
@@ -283,9 +284,9 @@ def reconcile(
             )
             _failed(report, RowError(row.line, message), on_error)
         elif update:
-            updates.append(_Update(row, earlier, _changes(row, earlier)))
+            updates.append(_Update(row, earlier, changes))
         else:
-            fields = ", ".join(_changes(row, earlier))
+            fields = ", ".join(changes)
             message = f"changed since pass {earlier.code} was made ({fields}): --update applies it"
             report.changed.append(RowError(row.line, message))
             if on_error is not None:
@@ -296,17 +297,12 @@ def reconcile(
 
 def _changes(row: Row, earlier: Recorded) -> dict[str, Any]:
     """What ``PATCH /passes/{id}`` must send to make the pass match the row."""
-    changes: dict[str, Any] = {}
-    if (row.holder_name or "") != earlier.holder_name:
-        changes["holder_name"] = row.holder_name
-    if (row.holder_email or "") != earlier.holder_email:
-        changes["holder_email"] = row.holder_email
-    as_recorded = replace(
-        row, holder_name=earlier.holder_name or None, holder_email=earlier.holder_email or None
-    )
-    if as_recorded.fingerprint() != earlier.content:
-        changes["data"] = dict(row.data)
-    return changes
+    fields = {
+        "holder_name": row.holder_name,
+        "holder_email": row.holder_email,
+        "data": dict(row.data),
+    }
+    return {name: fields[name] for name in earlier.differs(row)}
 
 
 def _creator(

@@ -14,8 +14,9 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from scanner.csvsafe import SafeCsvWriter, csv_field
 from scanner.manage.guestlist import CsvFileError, Row
 from scanner.models import PassInfo
 from scanner.payload import is_pass_code
@@ -31,6 +32,7 @@ RESULT_COLUMNS = (
     "holder_email",
     "content",
     "fixed",
+    "data",
 )
 
 
@@ -48,6 +50,23 @@ class Recorded:
     content: str = ""
     """Hash of the row the pass was made from; empty when unknown (an older results file)."""
     fixed: str = ""
+    data: str = ""
+
+    def differs(self, row: Row) -> list[str]:
+        """Which of what ``PATCH`` can change differ between the row and this pass.
+
+        Names and addresses are compared as the file holds them (defused, escaped).
+        """
+        out = []
+        for name, value, recorded in (
+            ("holder_name", row.holder_name, self.holder_name),
+            ("holder_email", row.holder_email, self.holder_email),
+        ):
+            if csv_field(value or "") != recorded:
+                out.append(name)
+        if self.data != row.data_fingerprint():
+            out.append("data")
+        return out
 
 
 def default_results_path(source: Path) -> Path:
@@ -66,7 +85,7 @@ class ResultsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._stream: TextIO | None = None
-        self._writer: Any = None
+        self._writer: SafeCsvWriter | None = None
 
     def load(self) -> dict[str, Recorded]:
         """Guests already created (identity -> record); nothing if the file is absent.
@@ -100,9 +119,9 @@ class ResultsFile:
         new = not self.path.exists() or self.path.stat().st_size == 0
         stream = self.path.open("a", encoding="utf-8", newline="")
         self._stream = stream
-        self._writer = csv.writer(stream, lineterminator="\n")
+        self._writer = SafeCsvWriter(stream, lineterminator="\n")
         if new:
-            self._writer.writerow(RESULT_COLUMNS)
+            self._writer.write_row(RESULT_COLUMNS)
         self._sync()
         if new:
             _fsync_dir(self.path.parent)
@@ -111,7 +130,7 @@ class ResultsFile:
         """Append one created (or updated) pass; durable when this returns."""
         if self._writer is None:
             raise RuntimeError("results file is not open")
-        self._writer.writerow(
+        self._writer.write_row(
             [
                 row.identity,
                 row.line,
@@ -122,6 +141,7 @@ class ResultsFile:
                 info.holder_email or "",
                 row.fingerprint(),
                 row.fixed_fingerprint(),
+                row.data_fingerprint(),
             ]
         )
         self._sync()
@@ -162,6 +182,7 @@ def _recorded(record: dict[str, str]) -> Recorded | None:
         holder_email=email,
         content=record.get("content") or "",
         fixed=record.get("fixed") or "",
+        data=record.get("data") or "",
     )
 
 

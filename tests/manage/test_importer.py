@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from scanner.api import PassQRClient
 from scanner.budget import Budget, BudgetLimits
+from scanner.csvsafe import SafeCsvWriter
 from scanner.manage import importer
 from scanner.manage.guestlist import CsvFileError, read_csv
 from scanner.manage.importer import ImportReport, ResultsFile
@@ -718,3 +720,29 @@ def test_progress_on_a_terminal_and_plain_lines_elsewhere() -> None:
         progress.update(4, eta_s=6, note="1 failed")  # 31 s: a line
         progress.update(5, eta_s=5)  # 32 s: too soon again
     assert plain.text == "passqr-scanner: Importing: 4/10, about 6s left, 1 failed\n"
+
+
+# -- what the project writes to CSV ------------------------------------------------------------
+
+
+def test_the_safe_writer_defuses_formulas_and_escapes_control_characters() -> None:
+    stream = io.StringIO(newline="")
+    writer = SafeCsvWriter(stream, lineterminator="\n")
+    writer.write_row(["=1+2", "@SUM(A1)", "+x", "-y", "a\x1b[2Jb", "\u202eevil", 3, -3.5, "ok"])
+    assert stream.getvalue() == "'=1+2,'@SUM(A1),'+x,'-y,a\\x1b[2Jb,\\u202eevil,3,-3.5,ok\n"
+
+
+def test_the_results_file_is_safe_to_open_and_resumes_the_same(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(
+        tmp_path / "guests.csv",
+        'holder_name,holder_email\n"=HYPERLINK(""http://x"",""y"")",eq@example.com\n-Bob,\n',
+    )
+    first = run_import(local_server, source, fresh_template)
+    assert len(first.created) == 2
+    text = importer.default_results_path(source).read_text()
+    assert "'=HYPERLINK" in text and ",'-Bob," in text
+    again = run_import(local_server, source, fresh_template)
+    assert again.skipped == 2 and again.changed == [] and again.created == []
+    assert len(all_passes(local_server, fresh_template)) == 2
