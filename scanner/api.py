@@ -504,9 +504,7 @@ class PassQRClient:
         ):
             if value is not None:
                 body[key] = value
-        response = await self._send(
-            "POST", "/passes", body=body, params=None, key=idempotency_key
-        )
+        response = await self._send("POST", "/passes", body=body, params=None, key=idempotency_key)
         info = PassInfo.parse(self._object(self._decode(response), "POST /passes"))
         if response.headers.get("idempotent-replayed", "").lower() == "true":
             info = dataclasses.replace(info, replayed=True)

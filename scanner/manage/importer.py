@@ -26,7 +26,7 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,9 +152,17 @@ class _Update:
     changes: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run has to send, counted beforehand (for the progress bar)."""
+
+    to_create: int = 0
+    to_update: int = 0
+
+
 async def import_rows(
     remote: Remote,
-    rows: Sequence[Row],
+    rows: Iterable[Row],
     *,
     template_id: str,
     source: Path | None = None,
@@ -165,12 +173,15 @@ async def import_rows(
     on_error: Callable[[RowError], None] | None = None,
     stop_after: int | None = None,
     update: bool = False,
+    plan: Plan | None = None,
 ) -> ImportReport:
     """Create a pass for every guest the results file does not list yet.
 
     Args:
         remote: the client and the budget (writes come from its ``WRITE`` bucket).
-        rows: the good rows of the file.
+        rows: the good rows of the file; iterated twice unless ``plan`` is given (a
+            list, or a :class:`GuestList`'s rows, which reads the file again: nothing
+            holds every row).
         template_id: every pass's template (part of each idempotency key).
         source: the CSV file (unused; kept for callers).
         results: open; each created pass is recorded before the next row is sent.
@@ -180,19 +191,22 @@ async def import_rows(
         on_error: called for each row that fails or has changed.
         stop_after: send at most this many creates (tests: a run that stops half-way).
         update: apply changed rows to their passes (``PATCH``).
+        plan: what :func:`reconcile` found, when the caller ran it already.
 
     Returns:
         ``report``. Errors of single rows are in ``report.failed``; an error no
         later row could survive ends the run and is in ``report.stopped``.
     """
-    report.rows = len(rows)
-    todo, updates = reconcile(rows, recorded, report, on_error, update=update)
-    left = len(todo) + len(updates)
+    if plan is None:
+        plan = reconcile(rows, recorded, report, on_error, update=update)
+    left = plan.to_create + plan.to_update
     if on_progress is not None:
         on_progress(report, left)
     sent = 0
-    items: list[Row | _Update] = [*updates, *todo]
-    for item in items:
+    for row in rows:
+        item = _to_send(row, recorded, update=update)
+        if item is None:
+            continue
         if stop_after is not None and sent >= stop_after:
             report.held_back = left
             break
@@ -203,6 +217,15 @@ async def import_rows(
         if on_progress is not None:
             on_progress(report, left)
     return report
+
+
+def _to_send(row: Row, recorded: Mapping[str, Recorded], *, update: bool) -> Row | _Update | None:
+    verdict = _verdict(row, recorded)
+    if verdict == "create":
+        return row
+    if isinstance(verdict, _Update) and update:
+        return verdict
+    return None
 
 
 async def _send_one(
@@ -252,47 +275,62 @@ def _failed(
 
 
 def reconcile(
-    rows: Sequence[Row],
+    rows: Iterable[Row],
     recorded: Mapping[str, Recorded],
     report: ImportReport,
     on_error: Callable[[RowError], None] | None,
     *,
     update: bool = False,
-) -> tuple[list[Row], list[_Update]]:
+) -> Plan:
     """Each row against what earlier runs made: to create, already there, or changed.
 
     Changed rows are updates with ``update``, else reported in ``report.changed``; a
     change ``PATCH`` cannot make (max_uses, expires_at) fails the row. The passes whose
-    guest has no row any more go to ``report.gone``.
+    guest has no row any more go to ``report.gone``. Only counts are kept of the rows.
     """
-    todo: list[Row] = []
-    updates: list[_Update] = []
-    seen: set[str] = set()
+    to_create = to_update = 0
+    seen: set[str] = set()  # of the identities the results file lists: not one per row
     for row in rows:
-        earlier = recorded.get(row.identity)
-        if earlier is None:
-            todo.append(row)
-            continue
-        seen.add(row.identity)
-        changes = {} if earlier.content == row.fingerprint() else _changes(row, earlier)
-        if not earlier.content or not (changes or earlier.fixed != row.fixed_fingerprint()):
+        report.rows += 1
+        if row.identity in recorded:
+            seen.add(row.identity)
+        verdict = _verdict(row, recorded)
+        if verdict == "create":
+            to_create += 1
+        elif verdict == "there":
             report.skipped += 1
-        elif earlier.fixed and earlier.fixed != row.fixed_fingerprint():
-            message = (
-                f"max_uses or expires_at differ from pass {earlier.code}'s, which cannot "
-                "be changed: revoke it and remove its line from the results file to remake it"
-            )
-            _failed(report, RowError(row.line, message), on_error)
+        elif isinstance(verdict, RowError):
+            _failed(report, verdict, on_error)
         elif update:
-            updates.append(_Update(row, earlier, changes))
+            to_update += 1
         else:
-            fields = ", ".join(changes)
-            message = f"changed since pass {earlier.code} was made ({fields}): --update applies it"
+            assert isinstance(verdict, _Update)
+            fields = ", ".join(verdict.changes)
+            code = verdict.recorded.code
+            message = f"changed since pass {code} was made ({fields}): --update applies it"
             report.changed.append(RowError(row.line, message))
             if on_error is not None:
                 on_error(report.changed[-1])
     report.gone = [r for identity, r in recorded.items() if identity not in seen]
-    return todo, updates
+    return Plan(to_create=to_create, to_update=to_update)
+
+
+def _verdict(row: Row, recorded: Mapping[str, Recorded]) -> str | _Update | RowError:
+    """``"create"``, ``"there"``, the update a changed row needs, or why it cannot be."""
+    earlier = recorded.get(row.identity)
+    if earlier is None:
+        return "create"
+    changes = {} if earlier.content == row.fingerprint() else _changes(row, earlier)
+    fixed_differs = bool(earlier.fixed) and earlier.fixed != row.fixed_fingerprint()
+    if not earlier.content or not (changes or fixed_differs):
+        return "there"
+    if fixed_differs:
+        return RowError(
+            row.line,
+            f"max_uses or expires_at differ from pass {earlier.code}'s, which cannot "
+            "be changed: revoke it and remove its line from the results file to remake it",
+        )
+    return _Update(row, earlier, changes)
 
 
 def _changes(row: Row, earlier: Recorded) -> dict[str, Any]:
@@ -340,13 +378,32 @@ def eta_s(
     The window lets ``per_min`` requests through in any ``window_s``: whatever is left
     of the current window goes at once, then each further create waits for the one
     ``per_min`` before it to leave the window (500 guests at 60 a minute: about 8 min).
+
+    Create ``n`` is sent at ``t(n) = max(t(n-1), t(n-per_min) + window_s) + each_s``
+    (``t(-1)`` is now, the creates before it are the recent ones). That is a longest
+    path: from now or from one recent create, through steps of one create (``each_s``)
+    and steps of ``per_min`` creates (``window_s + each_s``). Along one path the time is
+    linear in the number of long steps, so the longest takes all it can or none:
+    O(per_min) per call, whatever the rows left (no walk over them).
     """
+    if remaining <= 0:
+        return 0.0
     limit = max(per_min, 1)
-    recent: deque[float] = deque((t for t in sent_at if t > now - window_s), maxlen=limit)
-    t = now
-    for _ in range(remaining):
-        if len(recent) == limit:
-            t = max(t, recent[0] + window_s)
-        t += each_s
-        recent.append(t)
-    return t - now
+    last = remaining - 1  # the index of the last create
+    long_step = window_s + each_s
+    recent = [t for t in sent_at if t > now - window_s][-limit:]
+
+    def longest(start: float, index: int, at_least: int) -> float:
+        """From the create at ``index`` (or now at -1): all long steps, or the fewest."""
+        most = (last - index) // limit
+        if most < at_least:
+            return float("-inf")
+        return max(
+            start + k * long_step + (last - index - k * limit) * each_s for k in {at_least, most}
+        )
+
+    # From now: the first step is a single create; long steps go from created ones.
+    best = longest(now + each_s, 0, 0)
+    for offset, sent in enumerate(reversed(recent), start=1):
+        best = max(best, longest(sent, -offset, 1))
+    return best - now

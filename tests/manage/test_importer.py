@@ -24,7 +24,7 @@ from scanner.api import PassQRClient
 from scanner.budget import Budget, BudgetLimits
 from scanner.csvsafe import SafeCsvWriter
 from scanner.manage import importer
-from scanner.manage.guestlist import CsvFileError, read_csv
+from scanner.manage.guestlist import CsvFileError, Row, open_csv, read_csv
 from scanner.manage.importer import ImportReport, ResultsFile
 from scanner.manage.output import Out, Progress
 from scanner.models import PassInfo
@@ -746,3 +746,63 @@ def test_the_results_file_is_safe_to_open_and_resumes_the_same(
     again = run_import(local_server, source, fresh_template)
     assert again.skipped == 2 and again.changed == [] and again.created == []
     assert len(all_passes(local_server, fresh_template)) == 2
+
+
+def eta_by_steps(
+    remaining: int, *, sent_at: list[float], now: float, per_min: int, each_s: float = 0.05
+) -> float:
+    """The estimate one create at a time (what the closed form must agree with)."""
+    recent = [t for t in sent_at if t > now - 60.0][-per_min:]
+    t = now
+    for _ in range(remaining):
+        if len(recent) >= per_min:
+            t = max(t, recent[-per_min] + 60.0)
+        t += each_s
+        recent.append(t)
+    return t - now
+
+
+@pytest.mark.parametrize("per_min", [1, 7, 60, 2000])
+def test_eta_closed_form_agrees_with_the_step_by_step(per_min: int) -> None:
+    import random
+
+    rng = random.Random(per_min)
+    for _ in range(40):
+        now = 1000.0
+        sent = sorted(now - rng.uniform(0, 70) for _ in range(rng.randrange(0, 2 * per_min + 2)))
+        remaining = rng.randrange(0, 5 * per_min + 3)
+        assert importer.eta_s(remaining, sent_at=sent, now=now, per_min=per_min) == pytest.approx(
+            eta_by_steps(remaining, sent_at=sent, now=now, per_min=per_min)
+        )
+
+
+def test_eta_does_not_walk_the_rows_left() -> None:
+    started = time.perf_counter()
+    for _ in range(100):
+        importer.eta_s(10_000_000, sent_at=[], now=0.0, per_min=60)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_guest_list_is_read_row_by_row(tmp_path: Path) -> None:
+    """Nothing holds every row: the iterator yields while the file is still being read."""
+    path = guest_list(tmp_path / "guests.csv", 5000)
+    guests = open_csv(path)
+    seen = iter(guests)
+    first = next(seen)
+    assert isinstance(first, Row) and first.line == 2
+    assert sum(1 for _ in seen) == 4999
+    assert sum(1 for _ in guests) == 5000  # and it can be read again
+
+
+def test_dry_run_counts_and_reports_without_sending(
+    tmp_path: Path, cli: RunCli, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 6)
+    run_import(local_server, source, fresh_template, stop_after=3)
+    text = source.read_text().replace("Guest 0,", "Guest Zero,")
+    source.write_text(text.replace("Guest 2,guest2@example.com", "Bad,x"))
+    ran = cli("passes", "import", str(source), "--template", fresh_template, "--dry-run")
+    assert ran.status == 1
+    assert "5 good rows (1 already created, 3 to create, 1 changed), 1 bad; nothing sent" in ran.err
+    assert "1 passes of the results file have no row" in ran.err
+    assert len(all_passes(local_server, fresh_template)) == 3
