@@ -117,7 +117,10 @@ class ResultsFile:
         if self.path.exists():
             _drop_partial_line(self.path)
         new = not self.path.exists() or self.path.stat().st_size == 0
-        stream = self.path.open("a", encoding="utf-8", newline="")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if new:
+            os.fchmod(fd, 0o600)  # names and addresses: the owner's alone, whatever the umask
+        stream = open(fd, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
         self._stream = stream
         self._writer = SafeCsvWriter(stream, lineterminator="\n")
         if new:

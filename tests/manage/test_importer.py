@@ -806,3 +806,17 @@ def test_dry_run_counts_and_reports_without_sending(
     assert "5 good rows (1 already created, 3 to create, 1 changed), 1 bad; nothing sent" in ran.err
     assert "1 passes of the results file have no row" in ran.err
     assert len(all_passes(local_server, fresh_template)) == 3
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_the_results_file_is_private_whatever_the_umask(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str, umask: int
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 1)
+    old = os.umask(umask)
+    try:
+        run_import(local_server, source, fresh_template)
+    finally:
+        os.umask(old)
+    mode = importer.default_results_path(source).stat().st_mode & 0o777
+    assert mode == 0o600
