@@ -820,3 +820,33 @@ def test_the_results_file_is_private_whatever_the_umask(
         os.umask(old)
     mode = importer.default_results_path(source).stat().st_mode & 0o777
     assert mode == 0o600
+
+
+def test_key_and_update_on_the_command_line(
+    tmp_path: Path, cli: RunCli, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(tmp_path / "m.csv", "holder_name,Member No\nAda,X1\nBob,X2\n")
+    first = cli("passes", "import", str(source), "--template", fresh_template, "--key", "member no")
+    assert first.status == 0, first.err
+    source.write_text("holder_name,Member No\nBob,X2\nAda King,X1\n")
+    seen = cli("passes", "import", str(source), "--template", fresh_template, "--key", "member no")
+    assert seen.status == 1
+    assert "m.csv: line 3: changed since pass" in seen.err and "(holder_name)" in seen.err
+    assert "1 changed rows left as they are (--update applies)" in seen.err
+    applied = cli(
+        "passes",
+        "import",
+        str(source),
+        "--template",
+        fresh_template,
+        "--key",
+        "member no",
+        "--update",
+        "--json",
+    )
+    assert applied.status == 0, applied.err
+    summary = applied.json()
+    assert summary["created"] == 0 and summary["skipped"] == 1
+    assert [u["line"] for u in summary["updated"]] == [3]
+    names = sorted(p.holder_name or "" for p in all_passes(local_server, fresh_template))
+    assert names == ["Ada King", "Bob"]
