@@ -510,8 +510,11 @@ class PassQRClient:
         ):
             if value is not None:
                 body[key] = value
-        payload = await self._request("POST", "/passes", body=body, idempotency_key=idempotency_key)
-        return PassInfo.parse(self._object(payload, "POST /passes"))
+        response = await self._send("POST", "/passes", body=body, params=None, key=idempotency_key)
+        info = PassInfo.parse(self._object(self._decode(response), "POST /passes"))
+        if response.headers.get("idempotent-replayed", "").lower() == "true":
+            info = dataclasses.replace(info, replayed=True)
+        return info
 
     async def update_pass(self, pass_id: str, **fields: Any) -> PassInfo:
         payload = await self._request("PATCH", f"/passes/{pass_id}", body=fields)

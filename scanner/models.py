@@ -68,6 +68,8 @@ class PassInfo:
     created_at: str | None = None
     updated_at: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    replayed: bool = field(default=False, compare=False)
+    """A create answered with the server's stored first answer to its ``Idempotency-Key``."""
 
     @property
     def uses_left(self) -> int | None:

@@ -9,9 +9,11 @@ The same value checks serve ``passes create`` and ``passes update``.
 from __future__ import annotations
 
 import csv
-import io
+import hashlib
+import json
 import re
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -43,6 +45,33 @@ class Row:
     max_uses: int | None = None
     expires_at: str | None = None
     data: Mapping[str, str] = field(default_factory=dict)
+    key: str | None = None
+    """The declared key column's value (``--key``), when there is one."""
+
+    @property
+    def identity(self) -> str:
+        """Who the row is, whatever its place in the file: what resuming is keyed by.
+
+        The ``--key`` column's value when one is declared, else the e-mail address
+        (case aside), else a hash of the row's content (a changed row is then a new guest).
+        """
+        if self.key is not None:
+            return "key:" + self.key
+        if self.holder_email:
+            return "email:" + self.holder_email.lower()
+        return "row:" + self.fingerprint()
+
+    def fingerprint(self) -> str:
+        """A hash of what the pass is made of (the template aside)."""
+        return _digest(self.body(""))
+
+    def data_fingerprint(self) -> str:
+        """A hash of the pass's data alone."""
+        return _digest(dict(self.data))
+
+    def fixed_fingerprint(self) -> str:
+        """A hash of what ``PATCH /passes`` cannot change afterwards."""
+        return _digest({"max_uses": self.max_uses, "expires_at": self.expires_at})
 
     def body(self, template_id: str) -> dict[str, Any]:
         """The request body (absent values left out, as the client sends it)."""
@@ -54,6 +83,11 @@ class Row:
         if self.data:
             body["data"] = dict(self.data)
         return body
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -150,14 +184,24 @@ def uses_value(text: str) -> int | None:
     return int(raw)
 
 
-def parse_row(line: int, values: Mapping[str, str], now: datetime | None = None) -> Row:
+def parse_row(
+    line: int, values: Mapping[str, str], now: datetime | None = None, *, key: str | None = None
+) -> Row:
     """Check one row's values (keyed by the header's own spelling, already mapped).
+
+    Args:
+        key: the declared key column's name as mapped (``--key``), if any.
 
     Raises:
         ValueError: the first thing wrong with the row.
     """
     if not any(v.strip() for v in values.values()):
         raise ValueError("empty row")
+    key_value = None
+    if key is not None:
+        key_value = values.get(key, "").strip()
+        if not key_value:
+            raise ValueError(f"no value in the key column {key!r}")
     raw_expiry = values.get("expires_at", "").strip()
     data = {k[5:] if k.startswith("data.") else k: v for k, v in values.items()}
     return Row(
@@ -167,60 +211,217 @@ def parse_row(line: int, values: Mapping[str, str], now: datetime | None = None)
         max_uses=uses_value(values.get("max_uses", "")),
         expires_at=parse_expiry(raw_expiry, now) if raw_expiry else None,
         data={k: v for k, v in data.items() if k not in PASS_COLUMNS and v != ""},
+        key=key_value,
     )
 
 
-def read_csv(path: Path, *, now: datetime | None = None) -> CsvContent:
-    """Read and check a guest list: every good row, every bad row's error.
+def read_csv(path: Path, *, key: str | None = None, now: datetime | None = None) -> CsvContent:
+    """Read and check a whole guest list: every good row, every bad row's error.
 
-    Line numbers are the file's own (the header is line 1), as a spreadsheet shows them.
+    For a big file, iterate :func:`open_csv` instead: one row at a time.
 
     Raises:
         CsvFileError: the file cannot be read, is not UTF-8, or has no usable header.
     """
+    guests = open_csv(path, key=key, now=now)
+    rows: list[Row] = []
+    errors: list[RowError] = []
+    for item in guests:
+        (rows if isinstance(item, Row) else errors).append(item)  # type: ignore[arg-type]
+    return CsvContent(rows=rows, errors=errors, warnings=guests.warnings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestList:
+    """A guest list whose header was checked; iterating reads it row by row, afresh.
+
+    Rows are numbered as a spreadsheet numbers them: by record, the header being row 1
+    (a field with a line break in it does not shift the rows after it). A field the
+    CSV reader cannot take (a quote in the wrong place, a field over 128 KiB) makes
+    its row a bad one; reading goes on with the next line.
+    """
+
+    path: Path
+    delimiter: str
+    names: list[str]
+    key_name: str | None
+    warnings: list[str]
+    now: datetime | None = None
+
+    def __iter__(self) -> Iterator[Row | RowError]:
+        """Each row, checked, or its error.
+
+        Raises:
+            CsvFileError: the file cannot be read any more, or is not UTF-8 further on.
+        """
+        width = len(self.names)
+        seen = _Seen()
+        for line, values in _records(self.path, self.delimiter, skip_header=True):
+            if isinstance(values, csv.Error):
+                yield RowError(line, f"not valid CSV ({values})")
+            elif len(values) > width and any(v.strip() for v in values[width:]):
+                yield RowError(line, f"{len(values)} fields, but the header names {width}")
+            else:
+                mapped = {self.names[i]: v for i, v in enumerate(values[:width]) if self.names[i]}
+                try:
+                    row = parse_row(line, mapped, self.now, key=self.key_name)
+                    seen.check(row)
+                except ValueError as err:
+                    yield RowError(line, str(err))
+                else:
+                    yield row
+
+
+def open_csv(path: Path, *, key: str | None = None, now: datetime | None = None) -> GuestList:
+    """Check a guest list's header (the rows are read when it is iterated).
+
+    Raises:
+        CsvFileError: the file cannot be read, is not UTF-8, is empty, or its first
+            row is not a header (it names none of the known columns).
+    """
+    first = _first_line(path)
+    delimiter = ","
+    if "," not in first:
+        delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
+    header = next((v for _, v in _records(path, delimiter, skip_header=False)), None)
+    if header is None or header == []:
+        raise CsvFileError(f"{path}: the file is empty")
+    if isinstance(header, csv.Error):
+        raise CsvFileError(f"{path}: line 1: {header}")
+    names = _column_names(path, header)
+    key_name = _key_column(path, names, key)
+    if key_name is None and not any(_known(name) for name in names):
+        raise CsvFileError(
+            f"{path}: no header row: line 1 names none of the columns "
+            f"({', '.join(PASS_COLUMNS)}, data.KEY); add one"
+        )
+    return GuestList(
+        path=path,
+        delimiter=delimiter,
+        names=names,
+        key_name=key_name,
+        warnings=_column_warnings(names),
+        now=now,
+    )
+
+
+def _known(name: str) -> bool:
+    return name in PASS_COLUMNS or name.startswith("data.") or _key(name) in ("name", "email")
+
+
+def _first_line(path: Path) -> str:
+    """The file's first line (to tell its delimiter).
+
+    Raises:
+        CsvFileError: unreadable, or not UTF-8.
+    """
     try:
         with path.open(encoding="utf-8-sig", newline="") as stream:
-            text = stream.read()
+            return stream.readline(1 << 20)
     except UnicodeDecodeError as err:
         raise CsvFileError(f"{path}: not UTF-8 text (save it as 'CSV UTF-8')") from err
     except OSError as err:
         raise CsvFileError(f"{path}: cannot read ({err.strerror or err})") from err
-    first = text.split("\n", 1)[0]
-    delimiter = ","
-    if "," not in first:
-        delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+
+
+def _records(
+    path: Path, delimiter: str, *, skip_header: bool
+) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """The file's records, numbered from 1 (the header); a CSV error in place of a record.
+
+    Raises:
+        CsvFileError: unreadable, or not UTF-8 further on.
+    """
     try:
-        header = next(reader)
-    except StopIteration:
-        raise CsvFileError(f"{path}: the file is empty") from None
-    except csv.Error as err:
-        raise CsvFileError(f"{path}: line 1: {err}") from err
-    names = _column_names(path, header)
-    warnings = _column_warnings(names)
-    rows: list[Row] = []
-    errors: list[RowError] = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            errors.append(RowError(line, f"not valid CSV ({err})"))
-            break
-        if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-            errors.append(
-                RowError(line, f"{len(values)} fields, but the header names {len(header)}")
-            )
-        else:
-            mapped = {names[i]: value for i, value in enumerate(values[: len(header)]) if names[i]}
-            try:
-                rows.append(parse_row(line, mapped, now))
-            except ValueError as err:
-                errors.append(RowError(line, str(err)))
-        line = reader.line_num + 1
-    return CsvContent(rows=rows, errors=errors, warnings=warnings)
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            lines = iter(stream)
+            number = 0
+            while True:
+                # After an error, a fresh reader goes on from the line after the bad one.
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                try:
+                    for values in reader:
+                        number += 1
+                        if number > 1 or not skip_header:
+                            yield number, values
+                    return
+                except csv.Error as err:
+                    number += 1
+                    yield number, err
+    except UnicodeDecodeError as err:
+        raise CsvFileError(f"{path}: not UTF-8 text (save it as 'CSV UTF-8')") from err
+    except OSError as err:
+        raise CsvFileError(f"{path}: cannot read ({err.strerror or err})") from err
+
+
+class _Seen:
+    """The identities met so far, as 8-byte digests in a flat open-addressing table.
+
+    About 12 to 24 bytes a row (a digest and a row number per slot, at most half full) where
+    a dict of them would take over 100: a million rows' check stays small. Two
+    identities sharing a 64-bit digest (about 1 in 30 million for a million rows)
+    would be taken for one guest, said as such.
+    """
+
+    def __init__(self) -> None:
+        self._keys = array("Q", bytes(8 * 1024))
+        self._lines = array("I", bytes(4 * 1024))
+        self._count = 0
+
+    def check(self, row: Row) -> None:
+        """Raises ValueError if an earlier row is the same guest."""
+        digest = hashlib.blake2b(row.identity.encode(), digest_size=8).digest()
+        key = int.from_bytes(digest) | 1  # never 0, the empty slot
+        earlier = self._add(key, row.line)
+        if earlier is not None:
+            raise ValueError(f"the same guest as line {earlier} ({_shown_identity(row)})")
+
+    def _add(self, key: int, line: int) -> int | None:
+        """The line already under ``key``, or None after putting ``line`` there."""
+        mask = len(self._keys) - 1
+        slot = key & mask
+        while self._keys[slot]:
+            if self._keys[slot] == key:
+                return self._lines[slot]
+            slot = (slot + 1) & mask
+        self._keys[slot] = key
+        self._lines[slot] = line
+        self._count += 1
+        if self._count * 2 > len(self._keys):
+            self._grow()
+        return None
+
+    def _grow(self) -> None:
+        keys, lines = self._keys, self._lines
+        self._keys = array("Q", bytes(16 * len(keys)))
+        self._lines = array("I", bytes(8 * len(lines)))
+        self._count = 0
+        for key, line in zip(keys, lines, strict=True):
+            if key:
+                self._add(key, line)
+
+
+def _shown_identity(row: Row) -> str:
+    if row.key is not None:
+        return f"key {row.key!r}"
+    if row.holder_email:
+        return f"e-mail {row.holder_email!r}"
+    return "every field the same"
+
+
+def _key_column(path: Path, names: Sequence[str], key: str | None) -> str | None:
+    """The mapped name of the ``--key`` column.
+
+    Raises:
+        CsvFileError: the header has no such column.
+    """
+    if key is None:
+        return None
+    wanted = _key(key.removeprefix("data."))
+    for name in names:
+        if name and _key(name.removeprefix("data.")) == wanted:
+            return name
+    raise CsvFileError(f"{path}: line 1: no column {key!r} (the --key column)")
 
 
 def _column_names(path: Path, header: Sequence[str]) -> list[str]:

@@ -166,7 +166,8 @@ def _add_pass_import(psub: Any) -> None:
         description=(
             "Columns: holder_name, holder_email, max_uses, expires_at; data.KEY columns "
             "and any other column go into the pass's data. Each created pass is recorded "
-            "in the results file at once; running the same command again skips those rows."
+            "in the results file at once; running the same command again skips those "
+            "guests, wherever they moved in the file (--key COLUMN: what tells them apart)."
         ),
     )
     _common(p, json_help="a JSON summary on stdout")
@@ -180,6 +181,16 @@ def _add_pass_import(psub: Any) -> None:
         help="creates per minute (default: api.write_per_min, PassQR's limit is 60)",
     )
     p.add_argument("--max", type=_positive, metavar="N", help="create at most N passes this run")
+    p.add_argument(
+        "--key",
+        metavar="COLUMN",
+        help="the column that tells guests apart (default: holder_email, else the whole row)",
+    )
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="apply rows changed since their pass was made (name, e-mail, data)",
+    )
     p.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     p.set_defaults(func=guarded(passes_import), what="template")
 

@@ -235,6 +235,19 @@ def svg_document(info: PassInfo, *, scale: int = 10) -> str:
     )
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def _checked_code(info: PassInfo) -> str:
     code = (info.code or "").upper()
     if not is_pass_code(code):
@@ -264,7 +277,8 @@ def write_qr(
         out_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{code}.", suffix=".tmp", dir=out_dir)
         try:
-            os.fchmod(fd, 0o644)  # a file to print and share, not a secret
+            # A file to print, as any new file would be (mkstemp's 0600 is not the point).
+            os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as stream:
                 stream.write(data)
             os.replace(tmp, target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import os
 import signal
 import subprocess
@@ -21,8 +22,9 @@ import pytest
 
 from scanner.api import PassQRClient
 from scanner.budget import Budget, BudgetLimits
+from scanner.csvsafe import SafeCsvWriter
 from scanner.manage import importer
-from scanner.manage.guestlist import CsvFileError, read_csv
+from scanner.manage.guestlist import CsvFileError, Row, open_csv, read_csv
 from scanner.manage.importer import ImportReport, ResultsFile
 from scanner.manage.output import Out, Progress
 from scanner.models import PassInfo
@@ -124,7 +126,7 @@ def test_bad_cells(tmp_path: Path, cells: str, words: str) -> None:
 
 
 def test_spreadsheet_exports(tmp_path: Path) -> None:
-    """A BOM, semicolons, CRLF, header spelling, and a quoted line break keep line numbers."""
+    """A BOM, semicolons, CRLF, header spelling; a quoted line break is still one row."""
     text = (
         "\ufeffHolder Name;Holder-Email;Max Uses;Notes\r\n"
         'Ada;ada@example.com;2;"two\r\nlines"\r\n'
@@ -134,7 +136,64 @@ def test_spreadsheet_exports(tmp_path: Path) -> None:
     assert [(r.line, r.holder_name, r.max_uses, dict(r.data)) for r in content.rows] == [
         (2, "Ada", 2, {"Notes": "two\r\nlines"})
     ]
-    assert [(e.line, "e-mail" in e.message) for e in content.errors] == [(4, True)]
+    assert [(e.line, "e-mail" in e.message) for e in content.errors] == [(3, True)]
+
+
+def test_a_bad_csv_field_is_one_bad_row(tmp_path: Path) -> None:
+    """The rows after a field the reader cannot take are read; rows are numbered as records."""
+    huge = "x" * 1_000_000 + "@example.com"
+    path = write(
+        tmp_path / "g.csv",
+        "holder_name,holder_email,notes\n"
+        "Ada,ada@example.com,\n"
+        f"Huge,{huge},\n"
+        'Bad,"quoted"x,\n'
+        'Bob,bob@example.com,"two\nlines"\n'
+        "Cy,bad-address,\n"
+        "Dee,dee@example.com,\n",
+    )
+    content = read_csv(path, now=NOW)
+    assert [(r.line, r.holder_name) for r in content.rows] == [(2, "Ada"), (5, "Bob"), (7, "Dee")]
+    assert [e.line for e in content.errors] == [3, 4, 6]
+    assert "not valid CSV" in content.errors[0].message
+    assert "not valid CSV" in content.errors[1].message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ada Lovelace,ada@example.com\nBob,bob@example.com\n", "seat,table\nA1,7\n"],
+)
+def test_a_file_without_a_header_row_is_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(CsvFileError, match="no header row"):
+        read_csv(write(tmp_path / "g.csv", text))
+
+
+def test_a_results_file_saved_with_a_bom_is_read(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    # No e-mail: only the results file's key column tells which rows were made.
+    source = write(
+        tmp_path / "guests.csv", "holder_name\n" + "".join(f"Guest {n}\n" for n in range(4))
+    )
+    run_import(local_server, source, fresh_template, stop_after=2)
+    results = importer.default_results_path(source)
+    results.write_bytes(b"\xef\xbb\xbf" + results.read_bytes().replace(b"\n", b"\r\n"))
+    resumed = run_import(local_server, source, fresh_template)
+    assert resumed.skipped == 2 and len(resumed.created) == 2
+    assert len(all_passes(local_server, fresh_template)) == 4
+
+
+def test_a_results_file_hard_linked_to_the_guest_list_is_refused(
+    tmp_path: Path, cli: RunCli, fresh_template: str
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 2)
+    before = source.read_bytes()
+    link = tmp_path / "other-name.csv"
+    os.link(source, link)
+    ran = cli("passes", "import", str(source), "--template", fresh_template, "--results", str(link))
+    assert ran.status == 2, ran.err
+    assert "--results must not be the file being imported" in ran.err
+    assert source.read_bytes() == before
 
 
 def test_a_name_column_is_a_hint_not_a_guess(tmp_path: Path) -> None:
@@ -258,9 +317,11 @@ def run_import(
     *,
     client_wrapper: Any = None,
     stop_after: int | None = None,
+    update: bool = False,
+    key: str | None = None,
 ) -> ImportReport:
     """The importer in-process, as the command runs it."""
-    content = read_csv(source)
+    content = read_csv(source, key=key)
     results = ResultsFile(importer.default_results_path(source))
     recorded = results.load()
     report = ImportReport()
@@ -280,6 +341,7 @@ def run_import(
                     recorded=recorded,
                     report=report,
                     stop_after=stop_after,
+                    update=update,
                 )
             finally:
                 results.close()
@@ -299,7 +361,9 @@ def assert_one_pass_per_row(server: LocalServer, template: str, source: Path, co
         f"guest{n}@example.com" for n in range(count)
     )
     results = results_lines(importer.default_results_path(source))
-    assert sorted(int(r["line"]) for r in results) == list(range(2, count + 2))
+    assert sorted(r["key"] for r in results) == sorted(
+        f"email:guest{n}@example.com" for n in range(count)
+    )
     assert {r["code"] for r in results} == {p.code for p in made}
 
 
@@ -371,7 +435,8 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice(
     assert len(all_passes(local_server, fresh_template)) == 3
     assert len(results_lines(importer.default_results_path(source))) == 2
     resumed = run_import(local_server, source, fresh_template)
-    assert resumed.skipped == 2 and len(resumed.created) == 4
+    # The third row's create is answered with the pass made the first time: not "created".
+    assert resumed.skipped == 2 and len(resumed.created) == 3 and len(resumed.replayed) == 1
     assert_one_pass_per_row(local_server, fresh_template, source, 6)
 
 
@@ -386,21 +451,150 @@ def test_a_results_line_cut_short_by_a_crash(
     results.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 12])
     assert not results.read_text().endswith("\n")
     resumed = run_import(local_server, source, fresh_template)
-    assert resumed.skipped == 1 and len(resumed.created) == 3
+    # The second pass was made; its line was lost: the server answers with it again.
+    assert resumed.skipped == 1 and len(resumed.created) == 2 and len(resumed.replayed) == 1
     assert_one_pass_per_row(local_server, fresh_template, source, 4)
 
 
 def test_a_changed_file_is_not_silently_resumed(
     tmp_path: Path, local_server: LocalServer, fresh_template: str
 ) -> None:
+    """A guest replaced by another: the new one is created, the one gone is reported."""
     source = guest_list(tmp_path / "guests.csv", 3)
     run_import(local_server, source, fresh_template, stop_after=2)
     text = source.read_text().replace("Guest 1,guest1@", "Someone Else,else@")
     source.write_text(text)
     resumed = run_import(local_server, source, fresh_template)
-    assert [e.line for e in resumed.failed] == [3]
-    assert "the file has changed" in resumed.failed[0].message
-    assert len(resumed.created) == 1  # line 4, never sent before
+    assert resumed.skipped == 1
+    assert sorted(info.holder_email or "" for _, info in resumed.created) == [
+        "else@example.com",
+        "guest2@example.com",
+    ]
+    assert [r.holder_email for r in resumed.gone] == ["guest1@example.com"]
+    assert len(all_passes(local_server, fresh_template)) == 4
+
+
+def shuffled(source: Path, order: Any) -> None:
+    header, *rows = source.read_text().splitlines(keepends=True)
+    source.write_text(header + "".join(order(rows)))
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        lambda rows: sorted(rows, reverse=True),
+        lambda rows: rows[1::2] + rows[0::2],
+    ],
+    ids=["reversed", "interleaved"],
+)
+def test_resume_after_the_file_was_sorted(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str, order: Any
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 20)
+    first = run_import(local_server, source, fresh_template, stop_after=10)
+    assert len(first.created) == 10
+    shuffled(source, order)
+    second = run_import(local_server, source, fresh_template)
+    assert second.skipped == 10 and len(second.created) == 10 and second.failed == []
+    assert_one_pass_per_row(local_server, fresh_template, source, 20)
+
+
+def test_resume_after_rows_were_inserted_and_deleted(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 6)
+    run_import(local_server, source, fresh_template, stop_after=3)  # guests 0, 1, 2
+    header, *rows = source.read_text().splitlines(keepends=True)
+    del rows[1]  # guest 1, created
+    del rows[3]  # guest 4, not created yet
+    rows.insert(0, "New Guest,new@example.com,1,\n")
+    source.write_text(header + "".join(rows))
+    resumed = run_import(local_server, source, fresh_template)
+    assert resumed.skipped == 2 and resumed.failed == []
+    assert sorted(info.holder_email or "" for _, info in resumed.created) == [
+        "guest3@example.com",
+        "guest5@example.com",
+        "new@example.com",
+    ]
+    assert [r.holder_email for r in resumed.gone] == ["guest1@example.com"]
+    made = all_passes(local_server, fresh_template)
+    emails = [p.holder_email for p in made]
+    assert len(emails) == len(set(emails)) == 6  # guest 1's pass stays; nobody has two
+
+
+def test_a_changed_row_is_reported_and_applied_with_update(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(
+        tmp_path / "guests.csv",
+        "holder_name,holder_email,seat\nAda,ada@example.com,A1\nBob,bob@example.com,B1\n",
+    )
+    run_import(local_server, source, fresh_template)
+    source.write_text(
+        "holder_name,holder_email,seat\nBob,bob@example.com,B1\nAda King,ada@example.com,A2\n"
+    )
+    seen = run_import(local_server, source, fresh_template)
+    assert seen.created == [] and seen.skipped == 1 and seen.updated == []
+    assert [(c.line, c.message) for c in seen.changed] == [
+        (3, seen.changed[0].message)
+    ] and "holder_name, data" in seen.changed[0].message
+    ada = next(
+        p for p in all_passes(local_server, fresh_template) if p.holder_email == "ada@example.com"
+    )
+    assert ada.holder_name == "Ada"  # reported, not applied
+
+    applied = run_import(local_server, source, fresh_template, update=True)
+    assert [line for line, _ in applied.updated] == [3] and applied.created == []
+    made = all_passes(local_server, fresh_template)
+    assert len(made) == 2
+    ada = next(p for p in made if p.holder_email == "ada@example.com")
+    assert ada.holder_name == "Ada King" and ada.data == {"seat": "A2"}
+    again = run_import(local_server, source, fresh_template)
+    assert again.skipped == 2 and again.changed == [] and again.created == []
+
+
+def test_rows_without_email_are_keyed_by_content_or_by_a_declared_column(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(
+        tmp_path / "guests.csv",
+        "holder_name,member\n" + "".join(f"Guest {n},M{n}\n" for n in range(6)),
+    )
+    run_import(local_server, source, fresh_template, stop_after=3)
+    shuffled(source, lambda rows: sorted(rows, reverse=True))
+    resumed = run_import(local_server, source, fresh_template)
+    assert resumed.skipped == 3 and len(resumed.created) == 3
+    assert len(all_passes(local_server, fresh_template)) == 6
+
+    keyed = write(
+        tmp_path / "members.csv",
+        "holder_name,member\nAda,X1\nBob,X2\n",
+    )
+    run_import(local_server, keyed, fresh_template, key="member")
+    keyed.write_text("holder_name,member\nBob,X2\nAda Lovelace,X1\n")
+    seen = run_import(local_server, keyed, fresh_template, key="member")
+    assert seen.skipped == 1 and [c.line for c in seen.changed] == [3]
+    assert len(all_passes(local_server, fresh_template)) == 8
+
+
+def test_the_same_guest_twice_in_a_file_is_a_bad_row(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "g.csv",
+        "holder_name,holder_email\nAda,ada@example.com\nAda L,ADA@example.com\n",
+    )
+    content = read_csv(path, now=NOW)
+    assert [r.line for r in content.rows] == [2]
+    assert [e.line for e in content.errors] == [3]
+    assert "same guest as line 2" in content.errors[0].message
+
+
+def test_key_column_must_exist_and_be_filled(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.csv", "holder_name,member\nAda,X1\nBob,\n")
+    with pytest.raises(CsvFileError, match="no column 'badge'"):
+        read_csv(path, key="badge")
+    content = read_csv(path, key="member")
+    assert [r.line for r in content.rows] == [2]
+    assert "member" in content.errors[0].message and content.errors[0].line == 3
 
 
 def subprocess_import(
@@ -526,3 +720,133 @@ def test_progress_on_a_terminal_and_plain_lines_elsewhere() -> None:
         progress.update(4, eta_s=6, note="1 failed")  # 31 s: a line
         progress.update(5, eta_s=5)  # 32 s: too soon again
     assert plain.text == "passqr-scanner: Importing: 4/10, about 6s left, 1 failed\n"
+
+
+# -- what the project writes to CSV ------------------------------------------------------------
+
+
+def test_the_safe_writer_defuses_formulas_and_escapes_control_characters() -> None:
+    stream = io.StringIO(newline="")
+    writer = SafeCsvWriter(stream, lineterminator="\n")
+    writer.write_row(["=1+2", "@SUM(A1)", "+x", "-y", "a\x1b[2Jb", "\u202eevil", 3, -3.5, "ok"])
+    assert stream.getvalue() == "'=1+2,'@SUM(A1),'+x,'-y,a\\x1b[2Jb,\\u202eevil,3,-3.5,ok\n"
+
+
+def test_the_results_file_is_safe_to_open_and_resumes_the_same(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(
+        tmp_path / "guests.csv",
+        'holder_name,holder_email\n"=HYPERLINK(""http://x"",""y"")",eq@example.com\n-Bob,\n',
+    )
+    first = run_import(local_server, source, fresh_template)
+    assert len(first.created) == 2
+    text = importer.default_results_path(source).read_text()
+    assert "'=HYPERLINK" in text and ",'-Bob," in text
+    again = run_import(local_server, source, fresh_template)
+    assert again.skipped == 2 and again.changed == [] and again.created == []
+    assert len(all_passes(local_server, fresh_template)) == 2
+
+
+def eta_by_steps(
+    remaining: int, *, sent_at: list[float], now: float, per_min: int, each_s: float = 0.05
+) -> float:
+    """The estimate one create at a time (what the closed form must agree with)."""
+    recent = [t for t in sent_at if t > now - 60.0][-per_min:]
+    t = now
+    for _ in range(remaining):
+        if len(recent) >= per_min:
+            t = max(t, recent[-per_min] + 60.0)
+        t += each_s
+        recent.append(t)
+    return t - now
+
+
+@pytest.mark.parametrize("per_min", [1, 7, 60, 2000])
+def test_eta_closed_form_agrees_with_the_step_by_step(per_min: int) -> None:
+    import random
+
+    rng = random.Random(per_min)
+    for _ in range(40):
+        now = 1000.0
+        sent = sorted(now - rng.uniform(0, 70) for _ in range(rng.randrange(0, 2 * per_min + 2)))
+        remaining = rng.randrange(0, 5 * per_min + 3)
+        assert importer.eta_s(remaining, sent_at=sent, now=now, per_min=per_min) == pytest.approx(
+            eta_by_steps(remaining, sent_at=sent, now=now, per_min=per_min)
+        )
+
+
+def test_eta_does_not_walk_the_rows_left() -> None:
+    started = time.perf_counter()
+    for _ in range(100):
+        importer.eta_s(10_000_000, sent_at=[], now=0.0, per_min=60)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_guest_list_is_read_row_by_row(tmp_path: Path) -> None:
+    """Nothing holds every row: the iterator yields while the file is still being read."""
+    path = guest_list(tmp_path / "guests.csv", 5000)
+    guests = open_csv(path)
+    seen = iter(guests)
+    first = next(seen)
+    assert isinstance(first, Row) and first.line == 2
+    assert sum(1 for _ in seen) == 4999
+    assert sum(1 for _ in guests) == 5000  # and it can be read again
+
+
+def test_dry_run_counts_and_reports_without_sending(
+    tmp_path: Path, cli: RunCli, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 6)
+    run_import(local_server, source, fresh_template, stop_after=3)
+    text = source.read_text().replace("Guest 0,", "Guest Zero,")
+    source.write_text(text.replace("Guest 2,guest2@example.com", "Bad,x"))
+    ran = cli("passes", "import", str(source), "--template", fresh_template, "--dry-run")
+    assert ran.status == 1
+    assert "5 good rows (1 already created, 3 to create, 1 changed), 1 bad; nothing sent" in ran.err
+    assert "1 passes of the results file have no row" in ran.err
+    assert len(all_passes(local_server, fresh_template)) == 3
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_the_results_file_is_private_whatever_the_umask(
+    tmp_path: Path, local_server: LocalServer, fresh_template: str, umask: int
+) -> None:
+    source = guest_list(tmp_path / "guests.csv", 1)
+    old = os.umask(umask)
+    try:
+        run_import(local_server, source, fresh_template)
+    finally:
+        os.umask(old)
+    mode = importer.default_results_path(source).stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+def test_key_and_update_on_the_command_line(
+    tmp_path: Path, cli: RunCli, local_server: LocalServer, fresh_template: str
+) -> None:
+    source = write(tmp_path / "m.csv", "holder_name,Member No\nAda,X1\nBob,X2\n")
+    first = cli("passes", "import", str(source), "--template", fresh_template, "--key", "member no")
+    assert first.status == 0, first.err
+    source.write_text("holder_name,Member No\nBob,X2\nAda King,X1\n")
+    seen = cli("passes", "import", str(source), "--template", fresh_template, "--key", "member no")
+    assert seen.status == 1
+    assert "m.csv: line 3: changed since pass" in seen.err and "(holder_name)" in seen.err
+    assert "1 changed rows left as they are (--update applies)" in seen.err
+    applied = cli(
+        "passes",
+        "import",
+        str(source),
+        "--template",
+        fresh_template,
+        "--key",
+        "member no",
+        "--update",
+        "--json",
+    )
+    assert applied.status == 0, applied.err
+    summary = applied.json()
+    assert summary["created"] == 0 and summary["skipped"] == 1
+    assert [u["line"] for u in summary["updated"]] == [3]
+    names = sorted(p.holder_name or "" for p in all_passes(local_server, fresh_template))
+    assert names == ["Ada King", "Bob"]

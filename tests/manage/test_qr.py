@@ -6,17 +6,21 @@ SVGs are parsed as XML, their text checked, and their path rasterised and decode
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from scanner.api import PassQRClient
 from scanner.decode import build_decoder
-from scanner.manage.qr import QrError, ascii_text, png_bytes, svg_document, write_qr
-from scanner.models import PassInfo
+from scanner.manage.qr import QrError, QrFormat, ascii_text, png_bytes, svg_document, write_qr
+from scanner.models import Page, PassInfo
 from tests.conftest import LocalServer
 from tests.manage.conftest import RunCli
 
@@ -108,7 +112,9 @@ def test_ascii_text() -> None:
     assert ascii_text("Jo 王 Lee") == "Jo ? Lee"
 
 
-@pytest.mark.parametrize("code", ["../../etc/passwd", "PASS-abc", "", None])
+@pytest.mark.parametrize(
+    "code", ["../../etc/passwd", "PASS-abc", "", None, "PASS-ABCD1234\n", "PASS-ABCD1234\r\n"]
+)
 def test_only_pass_codes_become_file_names(tmp_path: Path, code: str | None) -> None:
     with pytest.raises(QrError):
         write_qr(PassInfo(code=code, holder_name="x"), tmp_path / "out", "png")
@@ -162,3 +168,34 @@ def test_every_pass_of_a_template(tmp_path: Path, cli: RunCli, local_server: Loc
     nothing = cli("passes", "qr", "--out", str(tmp_path))
     assert nothing.status == 2
     assert "name the passes" in nothing.err
+
+
+def test_a_code_with_a_trailing_newline_is_no_file_name(
+    tmp_path: Path, cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server answering ``"PASS-ABCD1234\\n"``: no file named after it, said as such."""
+
+    async def answer(self: PassQRClient, **_: Any) -> Page[PassInfo]:
+        items = (
+            PassInfo(code="PASS-ABCD1234\n", holder_name="Ada"),
+            PassInfo(code="PASS-ABCD1235"),
+        )
+        return Page(items=items, page=1, limit=100, total=2)
+
+    monkeypatch.setattr(PassQRClient, "list_passes", answer)
+    out = tmp_path / "print"
+    ran = cli("passes", "qr", "--template", "T", "--out", str(out))
+    assert ran.status == 1
+    assert "not a PassQR code" in ran.err
+    assert sorted(p.name for p in out.iterdir()) == ["PASS-ABCD1235.png"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_qr_files_keep_the_umask(tmp_path: Path, umask: int, mode: int, fmt: QrFormat) -> None:
+    old = os.umask(umask)
+    try:
+        path, _ = write_qr(PassInfo(code="PASS-ABCD1234", holder_name="Ada"), tmp_path, fmt)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
