@@ -18,7 +18,6 @@ import math
 import re
 import time
 import uuid
-import zlib
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from scanner import __version__
+from scanner.answers import bounded_body
 from scanner.config import ApiConfig, check_base_url
 from scanner.errors import (
     APIError,
@@ -83,47 +83,6 @@ def _retry_after(value: str | None) -> float:
     if math.isnan(seconds) or math.isinf(seconds):
         return 1.0
     return min(max(seconds, 1.0), RETRY_AFTER_CAP_S)
-
-
-#: The largest answer read (decompressed): a page of 100 passes is tens of KB. A bigger
-#: answer is not PassQR's, and reading it whole could take a Pi's memory.
-MAX_ANSWER_BYTES = 4 << 20
-
-
-async def _bounded_body(response: httpx.Response, where: str) -> bytes:
-    """The answer's body, at most :data:`MAX_ANSWER_BYTES` after decompression.
-
-    Raises:
-        BadAnswerError: larger, or an encoding other than gzip/deflate.
-    """
-    try:
-        ready = response.content  # an in-memory answer (a test transport): nothing to stream
-    except httpx.ResponseNotRead:
-        pass
-    else:
-        if len(ready) > MAX_ANSWER_BYTES:
-            raise BadAnswerError(f"{where}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB")
-        return ready
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        inflate = None
-    elif encoding in ("gzip", "x-gzip", "deflate"):
-        inflate = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
-    else:
-        raise BadAnswerError(f"{where}: answer in an unknown encoding ({_short(encoding)})")
-    body = bytearray()
-    async for chunk in response.aiter_raw():
-        if inflate is not None:
-            try:
-                chunk = inflate.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
-            except zlib.error as err:
-                raise BadAnswerError(f"{where}: the answer cannot be decoded") from err
-        body += chunk
-        if len(body) > MAX_ANSWER_BYTES:
-            raise BadAnswerError(
-                f"{where}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB: is api.base_url right?"
-            )
-    return bytes(body)
 
 
 #: Lists PassQR always has (and /validate, whose "not found" is a 200 result): a 404
@@ -303,7 +262,7 @@ class PassQRClient:
                     method, path.lstrip("/"), json=body, params=query, headers=headers
                 ) as response,
             ):
-                content = await _bounded_body(response, f"{method} {path}")
+                content = await bounded_body(response, f"{method} {path}")
                 return httpx.Response(
                     response.status_code,
                     headers=[

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.api import MAX_ANSWER_BYTES, PassQRClient
+from scanner.answers import MAX_ANSWER_BYTES
+from scanner.api import PassQRClient
 from scanner.config import GateConfig, load_config
 from scanner.csvsafe import csv_field
 from scanner.errors import BadAnswerError, ConfigError, redact, register_secret
