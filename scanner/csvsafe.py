@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from scanner.payload import escape_char
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -32,7 +34,7 @@ def csv_field(value: Any) -> Any:
     text = value
     if text.startswith(_FORMULA_START):
         text = "'" + text
-    return _CONTROL.sub(_escape, text)
+    return _CONTROL.sub(lambda match: escape_char(match.group()), text)
 
 
 class SafeCsvWriter:
@@ -46,8 +48,3 @@ class SafeCsvWriter:
 
     def write_row(self, values: Iterable[Any]) -> None:
         self._writer.writerow([csv_field(value) for value in values])
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

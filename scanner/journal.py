@@ -21,7 +21,6 @@ on one dedicated thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 import os
@@ -32,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from scanner.csvsafe import csv_field
+from scanner.csvsafe import SafeCsvWriter
 from scanner.errors import ConfigError, ScannerError
 from scanner.journal_events import EventQueries
 from scanner.journal_files import lock_exclusively, make_private, refuse_non_file
@@ -512,13 +511,13 @@ class Journal(EventQueries):
                 yield json.dumps(row, ensure_ascii=False) + "\n"
             return
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-        writer.writeheader()
+        writer = SafeCsvWriter(buf, lineterminator="\n")
+        writer.write_row(EXPORT_COLUMNS)
         yield buf.getvalue()
         for row in rows:
             buf.seek(0)
             buf.truncate()
-            writer.writerow({k: csv_field(v) for k, v in row.items()})
+            writer.write_row(row[column] for column in EXPORT_COLUMNS)
             yield buf.getvalue()
 
 

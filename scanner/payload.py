@@ -82,7 +82,8 @@ def normalise(payload: str) -> str:
     return code
 
 
-def _escape(ch: str) -> str:
+def escape_char(ch: str) -> str:
+    """One character as a visible escape: ``\\x1b``, ``\\u202e``, ``\\U0001f600``."""
     code = ord(ch)
     if code <= 0xFF:
         return f"\\x{code:02x}"
@@ -91,5 +92,7 @@ def _escape(ch: str) -> str:
 
 def printable(text: str, limit: int = 80) -> str:
     """A payload made safe to show or log: control characters escaped, length capped."""
-    out = "".join(ch if unicodedata.category(ch)[0] != "C" else _escape(ch) for ch in text[:limit])
+    out = "".join(
+        ch if unicodedata.category(ch)[0] != "C" else escape_char(ch) for ch in text[:limit]
+    )
     return out + ("…" if len(text) > limit else "")
