@@ -23,8 +23,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
-import stat
 import tomllib
 import types
 import typing
@@ -46,6 +44,7 @@ from scanner.keys import load_api_key, read_key_file
 from scanner.relay import RELAY_KINDS
 from scanner.relay.kind import RelayConfig, RelayKind
 from scanner.schema import DAY_S, Bounds, within
+from scanner.smallfile import NotARegularFile, read_small_file
 from scanner.sources import SOURCE_KINDS
 from scanner.sources.camera import CameraSourceConfig
 from scanner.sources.evdev_source import EvdevSourceConfig
@@ -434,17 +433,11 @@ _CONFIG_MAX = 1 << 20
 def _read_config_file(path: Path) -> bytes:
     """A regular file, at most 1 MiB: never a FIFO or a device that blocks or never ends."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data, _ = read_small_file(path, _CONFIG_MAX)
+    except NotARegularFile:
+        raise ConfigError(f"{path}: cannot read config (not a regular file)") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"{path}: cannot read config (not a regular file)")
-        data = os.read(fd, _CONFIG_MAX + 1)
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
-    finally:
-        os.close(fd)
     if len(data) > _CONFIG_MAX:
         raise ConfigError(f"{path}: cannot read config (larger than 1 MiB)")
     return data

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scanner.errors import ConfigError, register_secret
+from scanner.smallfile import NotARegularFile, read_small_file
 
 if TYPE_CHECKING:
     from scanner.config import Config
@@ -54,24 +55,15 @@ def read_key_file(path: Path, origin: str, *, private: bool = True) -> str:
     """
     where = f"{origin} {path}"
     try:
-        # O_NONBLOCK: a FIFO must not hang the start; it is refused below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data, mode = read_small_file(path, _KEY_FILE_MAX)
+    except NotARegularFile:
+        raise ConfigError(f"{where}: not a regular file") from None
     except OSError as err:
         raise ConfigError(f"{where}: cannot read the API key ({err.strerror})") from err
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"{where}: not a regular file")
-        if private and mode & (stat.S_IRGRP | stat.S_IROTH):
-            raise ConfigError(
-                f"{where}: readable by other users (mode {stat.S_IMODE(mode):04o}); "
-                f"chmod 600 {path}"
-            )
-        data = os.read(fd, _KEY_FILE_MAX + 1)
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read the API key ({err.strerror})") from err
-    finally:
-        os.close(fd)
+    if private and mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise ConfigError(
+            f"{where}: readable by other users (mode {stat.S_IMODE(mode):04o}); chmod 600 {path}"
+        )
     if len(data) > _KEY_FILE_MAX:
         raise ConfigError(f"{where}: too long to hold only an API key")
     try:
