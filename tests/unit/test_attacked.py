@@ -86,11 +86,7 @@ async def test_one_journal_one_kiosk(tmp_path: Path) -> None:
 # -- stopping --------------------------------------------------------------------------------
 
 
-async def test_a_stop_sends_no_queued_scan(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal.sqlite3")
-    await journal.open()
-    relay = NoRelay(pulse_ms=20)
-    await relay.start()
+async def test_a_stop_sends_no_queued_scan(journal: Journal, relay: NoRelay) -> None:
     client = FakeClient({f"PASS-AAAA000{i}": valid() for i in range(4)})
     client.hold = asyncio.Event()
     gate = Gate(
@@ -100,15 +96,11 @@ async def test_a_stop_sends_no_queued_scan(tmp_path: Path) -> None:
         relay=relay,
     )
     tasks = [gate.submit(RawScan(source="t", text=f"PASS-AAAA000{i}", at=0.0)) for i in range(4)]
-    try:
-        await eventually(lambda: bool(client.codes))
-        draining = asyncio.create_task(gate.drain(grace_s=5))
-        await asyncio.sleep(0.05)
-        client.hold.set()  # the scan in flight gets its answer
-        await draining
-    finally:
-        await relay.close()
-        await journal.close()
+    await eventually(lambda: bool(client.codes))
+    draining = asyncio.create_task(gate.drain(grace_s=5))
+    await asyncio.sleep(0.05)
+    client.hold.set()  # the scan in flight gets its answer
+    await draining
     decisions = [t.result() for t in tasks if t is not None]
     assert client.codes == ["PASS-AAAA0000"], "only the scan in flight reached the server"
     assert decisions[0].accepted

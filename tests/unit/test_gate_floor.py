@@ -13,9 +13,7 @@ from scanner.offline import judge_known
 from scanner.pipeline import LET_IN_TEXT, Gate, can_let_in
 from scanner.relay import NoRelay
 from tests.unit.test_pipeline import ScriptedValidator
-from tests.unit.test_promises_core import journal, make_gate, raw, relay
-
-__all__ = ["journal", "relay"]  # fixtures
+from tests.unit.test_promises_core import make_gate, raw
 
 PASSES = [
     {"code": "PASS-UNLI0001", "status": "active", "uses_count": 3, "max_uses": None},

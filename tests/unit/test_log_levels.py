@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -22,12 +21,8 @@ from tests.unit.test_pipeline import valid
 
 
 async def test_a_server_gone_is_a_warning_and_its_return_is_info(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    journal: Journal, relay: NoRelay, caplog: pytest.LogCaptureFixture
 ) -> None:
-    journal = Journal(tmp_path / "journal.sqlite3")
-    await journal.open()
-    relay = NoRelay(pulse_ms=20)
-    await relay.start()
     client = FakeClient({"PASS-AAAA0001": NetworkError("cannot reach"), "PASS-AAAA0002": valid()})
     gate = Gate(
         config=GateConfig(name="g", repeat_ignore_s=0.0),
@@ -36,14 +31,10 @@ async def test_a_server_gone_is_a_warning_and_its_return_is_info(
         relay=relay,
     )
     caplog.set_level(logging.INFO, logger="scanner")
-    try:
-        for code in ("PASS-AAAA0001", "PASS-AAAA0002"):
-            task = gate.submit(RawScan(source="t", text=code, at=time.monotonic()))
-            assert task is not None
-            await task
-    finally:
-        await relay.close()
-        await journal.close()
+    for code in ("PASS-AAAA0001", "PASS-AAAA0002"):
+        task = gate.submit(RawScan(source="t", text=code, at=time.monotonic()))
+        assert task is not None
+        await task
     levels = {
         r.getMessage().split(" ")[1]: r.levelno
         for r in caplog.records

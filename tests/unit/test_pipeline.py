@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -70,22 +69,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal(tmp_path / "journal.sqlite3")
-    await j.open()
-    yield j
-    await j.close()
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[NoRelay]:
-    r = NoRelay(pulse_ms=50)
-    await r.start()
-    yield r
-    await r.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import io
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,22 +54,6 @@ def rows(path: Path) -> list[dict[str, object]]:
         return [dict(r) for r in conn.execute("SELECT * FROM scans ORDER BY id")]
     finally:
         conn.close()
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal(tmp_path / "journal.sqlite3")
-    await j.open()
-    yield j
-    await j.close()
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[NoRelay]:
-    r = NoRelay(pulse_ms=20)
-    await r.start()
-    yield r
-    await r.close()
 
 
 def make_gate(journal: Journal, relay: NoRelay, validator: object, **kw: object) -> Gate:

@@ -202,33 +202,22 @@ def test_relay_test_says_what_it_sent_and_the_lock(tmp_path: Path) -> None:
     assert "sent     FF 01 00" in off.stdout
 
 
-def test_relay_test_on_a_missing_port_says_how_to_fix_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [("off", "FAILED"), ("test", "fix: relay.port does not exist")],
+)
+def test_a_missing_board_is_reported_with_its_fix(tmp_path: Path, command: str, says: str) -> None:
     config = tmp_path / "relay.toml"
     config.write_text(f'[relay]\ntype = "lcus"\nport = "{tmp_path / "gone"}"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "scanner", "relay", "test", "--config", str(config)],
+        [sys.executable, "-m", "scanner", "relay", command, "--config", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 1
-    assert "fix: relay.port does not exist" in result.stdout
-    assert "Traceback" not in result.stderr
-
-
-def test_relay_off_reports_a_missing_board(tmp_path: Path) -> None:
-    config = tmp_path / "relay.toml"
-    config.write_text(f'[relay]\ntype = "lcus"\nport = "{tmp_path / "gone"}"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "scanner", "relay", "off", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 1
-    assert "FAILED" in result.stdout
+    assert says in result.stdout
     assert "Traceback" not in result.stderr
 
 
