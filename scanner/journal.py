@@ -210,10 +210,6 @@ class Journal(EventQueries):
         st = os.statvfs(self.path.parent)
         return st.f_bavail * st.f_frsize
 
-    async def free_bytes(self) -> int:
-        """Free space on the journal's filesystem (for an unprivileged writer)."""
-        return await self._run(lambda _conn: self._free_bytes())
-
     async def record_decision(self, decision: Decision, decided_ts: datetime) -> None:
         """Complete a scan's row; durable when this returns.
 
