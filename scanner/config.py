@@ -21,11 +21,6 @@ The API key never lives in the file: it comes from ``PASSQR_API_KEY``,
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,13 +39,13 @@ from scanner.keys import load_api_key, read_key_file
 from scanner.relay import RELAY_KINDS
 from scanner.relay.kind import RelayConfig, RelayKind
 from scanner.schema import DAY_S, Bounds, within
-from scanner.smallfile import NotARegularFile, read_small_file
 from scanner.sources import SOURCE_KINDS
 from scanner.sources.camera import CameraSourceConfig
 from scanner.sources.evdev_source import EvdevSourceConfig
 from scanner.sources.keyboard import KeyboardSourceConfig
 from scanner.sources.serial import SerialSourceConfig
 from scanner.sources.simulated import SimulatedSourceConfig
+from scanner.tomlconfig import build, convert, read_toml, where
 
 OfflinePolicy = Literal["deny", "allow-known", "allow-all"]
 
@@ -165,182 +160,53 @@ class Config:
     """Where this config was read from (not a TOML key)."""
 
 
-_INTERNAL_FIELDS = {"source_file"}
-
-
-def _where(file: Path | None, key: str) -> str:
-    return f"{file}: {key}" if file else key
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    if tp is Path:
-        return "path (string)"
-    return getattr(tp, "__name__", str(tp))
-
-
-class _WrongType(ConfigError):
-    """A value of another type: a union tries its next member (never leaves this module
-    as anything but a :class:`ConfigError`)."""
-
-
-def _text(value: str, where: str, *, nul_ok: bool) -> str:
-    if "\0" in value and not nul_ok:
-        raise ConfigError(f"{where}: contains a NUL character (\\u0000)")
-    return value
-
-
-def _convert(value: Any, tp: Any, file: Path | None, key: str, *, nul_ok: bool = False) -> Any:
-    origin = typing.get_origin(tp)
-    where = _where(file, key)
-    bad = _WrongType(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    if origin in (types.UnionType, typing.Union):
-        for arg in typing.get_args(tp):
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, file, key, nul_ok=nul_ok)
-            except _WrongType:
-                continue
-        raise bad
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise bad
-    if origin is list:
-        if not isinstance(value, list):
-            raise bad
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, file, f"{key}[{i}]", nul_ok=nul_ok) for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            # TOML has nan and inf; every comparison with NaN is false, so it
-            # would slip past any range check (and turn the repeat guard off).
-            if not math.isfinite(value):
-                raise ConfigError(f"{where}: expected a finite number, got {value}")
-            return float(value)
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return _text(value, where, nul_ok=nul_ok)
-        raise bad
-    if tp is Path:
-        if isinstance(value, str) and value:
-            return _path(_text(value, where, nul_ok=False), file, where)
-        raise bad
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
-        return _build(tp, value, file, key + ".")
-    raise bad  # pragma: no cover - a field type this loader does not know
-
-
-def _path(value: str, file: Path | None, where: str) -> Path:
-    try:
-        path = Path(value).expanduser()
-    except RuntimeError as err:  # "~nosuchuser/...": no home directory to put there
-        raise ConfigError(f"{where}: cannot expand {value!r}: {err}") from err
-    if not path.is_absolute() and file is not None:
-        path = file.parent / path
-    return path
-
-
-def _build(cls: type[Any], table: Mapping[str, Any], file: Path | None, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.name not in _INTERNAL_FIELDS]
-    for key in table:
-        if key not in known:
-            near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {near[0]!r}?)" if near else f" (known keys: {', '.join(known)})"
-            raise ConfigError(f"{_where(file, prefix + key)}: unknown key{hint}")
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name in _INTERNAL_FIELDS:
-            continue
-        if f.name not in table:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{_where(file, prefix + f.name)}: required key is missing")
-            continue
-        if f.name == "sources":
-            kwargs[f.name] = _sources(table[f.name], file)
-            continue
-        if f.name == "relay" and cls is Config:
-            kwargs[f.name] = _relay(table[f.name], file)
-            continue
-        key = prefix + f.name
-        value = _convert(
-            table[f.name], hints[f.name], file, key, nul_ok=f.metadata.get("nul_ok", False)
-        )
-        bounds: Bounds | None = f.metadata.get("bounds")
-        if bounds is not None and isinstance(value, int | float) and not isinstance(value, bool):
-            problem = bounds.problem(value)
-            if problem is not None:
-                raise ConfigError(f"{_where(file, key)}: {problem}")
-        kwargs[f.name] = value
-    return cls(**kwargs)
-
-
 def _relay(value: Any, file: Path | None) -> RelayConfig:
     """``[relay]``: its ``type`` must be a registered kind, then the common shape."""
     if isinstance(value, dict) and "type" in value and value["type"] not in RELAY_KINDS:
         kind = value["type"]
         choices = " | ".join(repr(name) for name in RELAY_KINDS.names())
         raise ConfigError(
-            f"{_where(file, 'relay.type')}: expected {choices}, got {type(kind).__name__} "
+            f"{where(file, 'relay.type')}: expected {choices}, got {type(kind).__name__} "
             f"{kind!r}{RELAY_KINDS.suggestion(kind)}"
         )
-    relay: RelayConfig = _convert(value, RelayConfig, file, "relay")
+    relay: RelayConfig = convert(value, RelayConfig, file, "relay")
     return relay
 
 
 def _sources(value: Any, file: Path | None) -> list[SourceConfig]:
     if not isinstance(value, list):
-        raise ConfigError(f"{_where(file, 'sources')}: expected [[sources]] tables")
+        raise ConfigError(f"{where(file, 'sources')}: expected [[sources]] tables")
     out: list[SourceConfig] = []
     for i, table in enumerate(value):
         key = f"sources[{i}]"
         if not isinstance(table, dict):
-            raise ConfigError(f"{_where(file, key)}: expected a table")
-        kind = SOURCE_KINDS.lookup(table.get("type"), _where(file, key + ".type"))
-        out.append(_build(kind.config, table, file, key + "."))
+            raise ConfigError(f"{where(file, key)}: expected a table")
+        kind = SOURCE_KINDS.lookup(table.get("type"), where(file, key + ".type"))
+        out.append(build(kind.config, table, file, key + "."))
     return out
 
 
 def _check_relay(relay: RelayConfig, kind: RelayKind, file: Path | None) -> None:
     if kind.needs_port and not relay.port:
-        raise ConfigError(f"{_where(file, 'relay.port')}: required for relay type {relay.type!r}")
+        raise ConfigError(f"{where(file, 'relay.port')}: required for relay type {relay.type!r}")
     most = kind.channels
     if most is not None and not 1 <= relay.channel <= most:
         raise ConfigError(
-            f"{_where(file, 'relay.channel')}: {relay.type} boards have channels 1 to {most}"
+            f"{where(file, 'relay.channel')}: {relay.type} boards have channels 1 to {most}"
         )
     if not kind.takes_commands and (relay.on_command or relay.off_command):
         takers = " and ".join(repr(k.name) for k in RELAY_KINDS if k.takes_commands)
         raise ConfigError(
-            f"{_where(file, 'relay.on_command')}: only relay types {takers} take commands"
+            f"{where(file, 'relay.on_command')}: only relay types {takers} take commands"
         )
     if not kind.takes_pin and relay.pin is not None:
         takers = " and ".join(repr(k.name) for k in RELAY_KINDS if k.takes_pin)
-        raise ConfigError(f"{_where(file, 'relay.pin')}: only relay type {takers} takes a pin")
+        raise ConfigError(f"{where(file, 'relay.pin')}: only relay type {takers} takes a pin")
     if kind.check is not None:
         try:
             kind.check(relay)
         except ConfigError as err:
-            raise ConfigError(_where(file, f"relay.{err}")) from err
+            raise ConfigError(where(file, f"relay.{err}")) from err
 
 
 def _check_sound(config: Config, kind: RelayKind, file: Path | None) -> None:
@@ -350,12 +216,12 @@ def _check_sound(config: Config, kind: RelayKind, file: Path | None) -> None:
     most = kind.most_channels
     if most < 2:
         raise ConfigError(
-            f"{_where(file, 'sound.type')}: a buzzer needs a second channel on the door relay's "
+            f"{where(file, 'sound.type')}: a buzzer needs a second channel on the door relay's "
             f"board; relay type {relay.type!r} has none"
         )
     if sound.channel == relay.channel or sound.channel > most:
         raise ConfigError(
-            f"{_where(file, 'sound.channel')}: another channel of the {relay.type} board than "
+            f"{where(file, 'sound.channel')}: another channel of the {relay.type} board than "
             f"the door's ({relay.channel}), 1 to {most}"
         )
 
@@ -365,13 +231,13 @@ def _check_sources(sources: list[SourceConfig], file: Path | None) -> None:
     for i, source in enumerate(sources):
         kind = SOURCE_KINDS[source.type]
         if kind.single and kind.name in seen:
-            raise ConfigError(f"{_where(file, 'sources')}: only one {kind.name} source can exist")
+            raise ConfigError(f"{where(file, 'sources')}: only one {kind.name} source can exist")
         seen.add(kind.name)
         if kind.check is not None:
             try:
                 kind.check(source)
             except ConfigError as err:
-                raise ConfigError(_where(file, f"sources[{i}].{err}")) from err
+                raise ConfigError(where(file, f"sources[{i}].{err}")) from err
 
 
 def _check_inputs(config: Config, file: Path | None) -> None:
@@ -384,17 +250,17 @@ def _check_inputs(config: Config, file: Path | None) -> None:
         try:
             check_input(item)
         except ConfigError as err:
-            raise ConfigError(_where(file, f"{key}.{err}")) from err
+            raise ConfigError(where(file, f"{key}.{err}")) from err
         if item.pin in used:
             raise ConfigError(
-                f"{_where(file, key + '.pin')}: GPIO{item.pin} is already {used[item.pin]}"
+                f"{where(file, key + '.pin')}: GPIO{item.pin} is already {used[item.pin]}"
             )
         used[item.pin] = key + ".pin"
 
 
 def _check(config: Config, file: Path | None) -> None:
     if config.staff.pin is not None and not config.staff.pin.strip():
-        raise ConfigError(f"{_where(file, 'staff.pin')}: an empty PIN; remove the key for none")
+        raise ConfigError(f"{where(file, 'staff.pin')}: an empty PIN; remove the key for none")
     if config.metrics.listen is not None:
         try:
             parse_listen(config.metrics.listen)
@@ -407,10 +273,10 @@ def _check(config: Config, file: Path | None) -> None:
     check_base_url(
         config.api.base_url,
         allow_insecure_http=config.api.allow_insecure_http,
-        where=_where(file, "api.base_url"),
+        where=where(file, "api.base_url"),
     )
     if config.api.ca_file is not None:
-        check_ca_file(config.api.ca_file, where=_where(file, "api.ca_file"))
+        check_ca_file(config.api.ca_file, where=where(file, "api.ca_file"))
     _check_sources(config.sources, file)
 
 
@@ -420,27 +286,10 @@ def parse_config(table: Mapping[str, Any], file: Path | None = None) -> Config:
     Raises:
         ConfigError: naming the file and the key.
     """
-    config: Config = _build(Config, table, file, "")
+    config: Config = build(Config, table, file, "", special={"sources": _sources, "relay": _relay})
     config = dataclasses.replace(config, source_file=file)
     _check(config, file)
     return config
-
-
-_CONFIG_MAX = 1 << 20
-"""Bytes read from a config file at most: a gate's config is a few KB."""
-
-
-def _read_config_file(path: Path) -> bytes:
-    """A regular file, at most 1 MiB: never a FIFO or a device that blocks or never ends."""
-    try:
-        data, _ = read_small_file(path, _CONFIG_MAX)
-    except NotARegularFile:
-        raise ConfigError(f"{path}: cannot read config (not a regular file)") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
-    if len(data) > _CONFIG_MAX:
-        raise ConfigError(f"{path}: cannot read config (larger than 1 MiB)")
-    return data
 
 
 def load_config(path: Path) -> Config:
@@ -449,14 +298,7 @@ def load_config(path: Path) -> Config:
     Raises:
         ConfigError: unreadable file, TOML syntax error, or an invalid key.
     """
-    raw = _read_config_file(path)
-    try:
-        table = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    except RecursionError as err:  # tomllib recurses once per nested array or table
-        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from err
-    return parse_config(table, path.resolve())
+    return parse_config(read_toml(path), path.resolve())
 
 
 __all__ = [
