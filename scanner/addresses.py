@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from scanner.errors import ConfigError
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, *, where: str = "metrics.listen") -> tuple[str, int]:
     """``"127.0.0.1:9108"``, ``"[::1]:9108"`` or ``":9108"`` (all addresses) -> (host, port).
 
     Raises:
@@ -24,15 +24,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     """
     host, sep, port_text = value.rpartition(":")
     if not sep or not (port_text.isascii() and port_text.isdigit()):
-        raise ConfigError(f"metrics.listen: {value!r} is not host:port (127.0.0.1:9108)")
+        raise ConfigError(f"{where}: {value!r} is not host:port (127.0.0.1:9108)")
     port = int(port_text)
     if not 0 < port < 65536:
-        raise ConfigError(f"metrics.listen: port {port} is not between 1 and 65535")
+        raise ConfigError(f"{where}: port {port} is not between 1 and 65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     problem = host_problem(host) if host else None
     if problem is not None:
-        raise ConfigError(f"metrics.listen: {problem}")
+        raise ConfigError(f"{where}: {problem}")
     return host or "0.0.0.0", port
 
 
@@ -45,7 +45,13 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str, *, allow_insecure_http: bool, where: str = "api.base_url") -> None:
+def check_base_url(
+    url: str,
+    *,
+    allow_insecure_http: bool,
+    where: str = "api.base_url",
+    setting: str = "api.allow_insecure_http",
+) -> None:
     """Refuse a base URL that would send the API key in clear text or nowhere.
 
     Raises:
@@ -79,7 +85,7 @@ def check_base_url(url: str, *, allow_insecure_http: bool, where: str = "api.bas
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"{where}: plain http:// to {parts.hostname} would send the API key unencrypted; "
-            "use https:// or set api.allow_insecure_http = true"
+            f"use https:// or set {setting} = true"
         )
 
 

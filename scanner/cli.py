@@ -155,6 +155,7 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from scanner.decode.cli import add_decode_parser
     from scanner.doctor import add_doctor_parser
+    from scanner.hub.cli import add_hub_parser
     from scanner.manage.parsers import add_manage_parsers
     from scanner.server.cli import add_server_parser
 
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kiosk_parsers(sub)
     _add_device_parsers(sub)
     add_server_parser(sub)
+    add_hub_parser(sub)
     add_manage_parsers(sub)
     add_doctor_parser(sub)
     add_decode_parser(sub)

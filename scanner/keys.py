@@ -75,15 +75,21 @@ def read_key_file(path: Path, origin: str, *, private: bool = True) -> str:
 
 
 def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> str:
-    """Find the API key: ``PASSQR_API_KEY``, then the systemd credential, then ``api.key_file``.
+    """The kiosk's API key: see :func:`load_key` (the file is ``api.key_file``)."""
+    return load_key(config.api.key_file, "api.key_file", environ)
+
+
+def load_key(key_file: Path | None, file_key: str, environ: Mapping[str, str] | None = None) -> str:
+    """Find the API key: ``PASSQR_API_KEY``, then the systemd credential, then ``key_file``.
 
     The credential comes before the file: a unit with ``LoadCredential=`` is the
     deliberate choice of whoever installed the service, and the file it loads
-    from is usually readable by root only.
+    from is usually readable by root only. ``file_key`` names the config key of
+    ``key_file`` in messages (``api.key_file``, ``upstream.key_file``).
 
     Raises:
-        ConfigError: no key anywhere, or an unreadable or malformed one, or an
-            ``api.key_file`` others can read. The message never contains the key.
+        ConfigError: no key anywhere, or an unreadable or malformed one, or a
+            key file others can read. The message never contains the key.
     """
     env = os.environ if environ is None else environ
     if env.get("PASSQR_API_KEY"):
@@ -91,9 +97,9 @@ def load_api_key(config: Config, environ: Mapping[str, str] | None = None) -> st
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir and os.path.exists(os.path.join(cred_dir, "api-key")):
         return read_key_file(Path(cred_dir) / "api-key", "systemd credential", private=False)
-    if config.api.key_file is not None:
-        return read_key_file(config.api.key_file, "api.key_file")
+    if key_file is not None:
+        return read_key_file(key_file, file_key)
     raise ConfigError(
-        "no API key: set PASSQR_API_KEY, api.key_file in the config, "
+        f"no API key: set PASSQR_API_KEY, {file_key} in the config, "
         "or LoadCredential=api-key:... in the systemd unit"
     )

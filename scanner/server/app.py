@@ -285,31 +285,43 @@ class PassQRService:
         """A POST: strict body, then the operation under the request's Idempotency-Key."""
         idem = idempotency_key(request.headers.get("idempotency-key"))
         raw = await read_body(request)
+        return await self._post_raw(request, api_key, idem, raw, allowed, build)
+
+    async def _post_raw(
+        self,
+        request: Request,
+        api_key: ApiKey,
+        idem: str | None,
+        raw: bytes,
+        allowed: Iterable[str],
+        build: Callable[[dict[str, Any]], Operation],
+    ) -> Response:
+        """`_post` of a body already read."""
         try:
             body = parse_object(raw, allowed)
             operation = build(body)
         except ApiError:
             if idem is not None:
-                raw_scope = IdempotencyScope(
-                    business=api_key.business,
-                    api_key_id=api_key.id,
-                    key=idem,
-                    fingerprint=_fingerprint(request.method, request.scope["path"], raw),
-                )
+                raw_scope = self.scope_of(request, api_key, idem, raw)
                 if await self.db.read(Store.idempotency_mismatch, raw_scope):
                     raise _idempotency_mismatch() from None
             raise
-        scope: IdempotencyScope | None = None
-        if idem is not None:
-            scope = IdempotencyScope(
-                business=api_key.business,
-                api_key_id=api_key.id,
-                key=idem,
-                fingerprint=_fingerprint(
-                    request.method, request.scope["path"], canonical_json(body)
-                ),
-            )
+        scope = None if idem is None else self.scope_of(request, api_key, idem, body)
         return await self._write(operation, scope)
+
+    @staticmethod
+    def scope_of(
+        request: Request, api_key: ApiKey, idem: str, body: bytes | dict[str, Any]
+    ) -> IdempotencyScope:
+        """The Idempotency-Key's scope: the key's business and id, and the request's fingerprint
+        (of the canonical JSON of a parsed body, or of the raw bytes of one that is not)."""
+        content = body if isinstance(body, bytes) else canonical_json(body)
+        return IdempotencyScope(
+            business=api_key.business,
+            api_key_id=api_key.id,
+            key=idem,
+            fingerprint=_fingerprint(request.method, request.scope["path"], content),
+        )
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -536,9 +548,15 @@ def create_app(
     """
     quotas = check_quotas(pass_quotas or {})
     service = PassQRService(db_path, auth_cache_ttl=auth_cache_ttl, pass_quotas=quotas)
+    return application(service, limits=(limits or RateLimits()) if rate_limit else None)
+
+
+def application(service: PassQRService, *, limits: RateLimits | None) -> Starlette:
+    """The Starlette application of `service`: its routes, the JSON error envelope for
+    everything, and per-IP rate limits when `limits` is given."""
     middleware = [Middleware(ErrorGuard)]
-    if rate_limit:
-        middleware.append(Middleware(RateLimitMiddleware, limits=limits or RateLimits()))
+    if limits is not None:
+        middleware.append(Middleware(RateLimitMiddleware, limits=limits))
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: _api_error,
         HTTPException: _http_error,

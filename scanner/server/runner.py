@@ -107,7 +107,9 @@ class ServerThread:
         access_log: bool = False,
         connection_limits: ConnectionLimits | None = None,
         pass_quotas: Mapping[str, int | None] | None = None,
+        app: ASGIApp | None = None,
     ) -> None:
+        self.app = app
         self.db_path = db_path
         self.pass_quotas = pass_quotas
         self.connection_limits = connection_limits
@@ -144,7 +146,7 @@ class ServerThread:
         self._socket = sock
         self.port = int(sock.getsockname()[1])
         self._base_url = f"http://{_url_host(sock)}:{self.port}/api/v1"
-        app = create_app(
+        app = self.app or create_app(
             self.db_path,
             rate_limit=self.rate_limit,
             limits=self.limits,
@@ -206,8 +208,10 @@ def serve_forever(
     access_log: bool = False,
     forwarded_allow_ips: str | None = None,
     pass_quotas: Mapping[str, int | None] | None = None,
+    app: ASGIApp | None = None,
 ) -> int:
-    """Run the server in the foreground until SIGINT or SIGTERM; returns an exit code.
+    """Run the server (or another `app` on the same database) in the foreground until
+    SIGINT or SIGTERM; returns an exit code.
 
     Raises:
         StoreOpenError: the database cannot be opened or written.
@@ -216,7 +220,7 @@ def serve_forever(
     Store.open(db_path).close()
     sock = bind_socket(host, port)
     actual_port = int(sock.getsockname()[1])
-    app = create_app(db_path, rate_limit=rate_limit, pass_quotas=pass_quotas)
+    app = app or create_app(db_path, rate_limit=rate_limit, pass_quotas=pass_quotas)
     server = uvicorn.Server(
         make_config(app, access_log=access_log, forwarded_allow_ips=forwarded_allow_ips)
     )

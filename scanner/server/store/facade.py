@@ -94,6 +94,12 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for code keeping its own tables in the same database (the hub):
+        inside an `execute` operation its statements join the operation's transaction."""
+        return self._conn
+
     # -- writes with idempotency -----------------------------------------------------------
 
     def execute(self, operation: Operation, scope: IdempotencyScope | None) -> Answer:

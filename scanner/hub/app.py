@@ -1,0 +1,452 @@
+"""The hub's API: PassQR's own, decided from the mirror, with the upstream behind it.
+
+`HubService` is the local server's service with these differences:
+
+- keys are the hub's (`hub gate-key`), each with a role: a gate validates and reads,
+  staff and admin keys may also write; no per-IP limits (the LAN is the venue's);
+- `POST /validate` is decided in the mirror, and an admission is queued for the
+  upstream in the same transaction; a code the mirror does not know is asked
+  upstream at once (live budget) instead of answered `not_found`;
+- writes (passes, templates, push) go upstream under the request's Idempotency-Key
+  and reach the mirror when the upstream accepts them; a pass id the mirror does not
+  know is looked up upstream;
+- `GET /hub/status` (any hub key) and the `/hub` dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from scanner.hub import mirror, tables
+from scanner.hub.config import HubConfig
+from scanner.hub.status import status_payload
+from scanner.hub.upstream import Budget, Upstream, UpstreamError, budget_recorder
+from scanner.hub.worker import HubWorkers
+from scanner.server.app import JSON, PassQRService, application, read_body
+from scanner.server.auth import PLANS, ApiKey
+from scanner.server.errors import ApiError
+from scanner.server.fields import (
+    PASS_CREATE_FIELDS,
+    PASS_UPDATE_FIELDS,
+    RESULTS,
+    TEMPLATE_FIELDS,
+    VALIDATE_FIELDS,
+    names,
+    read,
+)
+from scanner.server.store import Operation, Store
+from scanner.server.validation import (
+    idempotency_key,
+    normalise_code,
+    now_timestamp,
+    parse_object,
+    parse_query,
+    uuid_value,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How long a gate's scan may wait for the upstream budget, and for the upstream's answer,
+#: when the mirror does not know the code (the kiosk's own timeout is longer).
+LIVE_WAIT_S = 1.0
+LIVE_TIMEOUT_S = 3.0
+#: A code the upstream said it does not know is not asked again for this long.
+NOT_FOUND_TTL_S = 60.0
+_NOT_FOUND_MAX = 10_000
+
+
+class HubService(PassQRService):
+    """The endpoints of the hub; owns the upstream client and the background workers."""
+
+    def __init__(self, config: HubConfig, upstream_key: str, *, transport: Any = None) -> None:
+        super().__init__(config.hub.db, auth_cache_ttl=5.0, pass_quotas=dict.fromkeys(PLANS, None))
+        self.config = config
+        self._upstream_key = upstream_key
+        self._transport = transport
+        self._upstream: Upstream | None = None
+        self._workers: HubWorkers | None = None
+        self._roles: dict[str, str] = {}
+        self.last_seen: dict[str, float] = {}
+        self._not_found: dict[str, float] = {}
+        self.started_at = now_timestamp()
+
+    @property
+    def upstream(self) -> Upstream:
+        if self._upstream is None:  # pragma: no cover - only before lifespan startup
+            raise RuntimeError("the hub is not started")
+        return self._upstream
+
+    @property
+    def workers(self) -> HubWorkers:
+        if self._workers is None:  # pragma: no cover - only before lifespan startup
+            raise RuntimeError("the hub is not started")
+        return self._workers
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with super().lifespan(app):
+            db = self.db
+            await db.call(tables.create_tables, db.store.connection)
+            up = self.config.upstream
+            limits = {
+                "validate": up.validate_per_min,
+                "read": up.read_per_min,
+                "write": up.write_per_min,
+            }
+            budget = Budget(
+                limits, up.window_s, budget_recorder(lambda fn: db.call(fn, db.store.connection))
+            )
+            since = time.time() - budget.window_s
+            budget.load(await db.read(lambda store: tables.spent(store.connection, since)))
+            self._upstream = Upstream(up, self._upstream_key, budget, transport=self._transport)
+            self._workers = HubWorkers(db, self._upstream, sync_interval_s=up.sync_interval_s)
+            self._workers.start()
+            logger.info("Hub upstream %s", self._upstream.base_url)
+            try:
+                yield
+            finally:
+                await self._workers.stop()
+                await self._upstream.close()
+
+    def routes(self) -> list[BaseRoute]:  # type: ignore[override]
+        from scanner.hub.dashboard import dashboard_routes
+
+        routes: list[BaseRoute] = [*super().routes()]
+        status = Route("/hub/status", self.status, methods=["GET"])
+        assert status.methods is not None
+        status.methods.discard("HEAD")
+        return [*routes, status, *dashboard_routes()]
+
+    # -- keys and roles ------------------------------------------------------------------
+
+    async def authenticate(self, request: Request) -> ApiKey:
+        api_key = await super().authenticate(request)
+        role = self._roles.get(api_key.id)
+        if role is None:
+            role = await self.db.read(lambda store: tables.role_of(store.connection, api_key.id))
+            if role is None:
+                raise ApiError(401, "This key is not one of this hub's keys (hub gate-key)")
+            self._roles[api_key.id] = role
+        self.last_seen[api_key.name] = time.time()
+        request.state.role = role
+        return api_key
+
+    async def _writer(self, request: Request) -> ApiKey:
+        api_key = await self.authenticate(request)
+        if request.state.role not in tables.WRITERS:
+            raise ApiError(
+                403,
+                "A gate key validates and reads only; creating, changing or revoking passes "
+                "and templates needs a staff key (passqr-scanner hub gate-key --role staff)",
+            )
+        return api_key
+
+    # -- writes go upstream ----------------------------------------------------------------
+
+    async def _forward(
+        self, request: Request, path: str, raw: bytes, apply: Callable[..., Any] | None
+    ) -> Response:
+        """The write upstream (live budget); applied to the mirror when it succeeds."""
+        idem = idempotency_key(request.headers.get("idempotency-key"))
+        try:
+            reply = await self.upstream.send(
+                request.method,
+                path,
+                live=True,
+                max_wait_s=2 * LIVE_WAIT_S,
+                body=raw if raw.strip() else None,
+                idem_key=idem,
+            )
+        except UpstreamError as err:
+            raise _unavailable(err, "This change must be made by PassQR") from None
+        if 200 <= reply.status < 300 and apply is not None:
+            try:
+                await self.workers.write(apply, reply.payload)
+            except mirror.MirrorError as err:
+                logger.warning(
+                    "PassQR's answer to %s %s not mirrored: %s", request.method, path, err
+                )
+        headers = {"Idempotency-Key": idem} if idem else {}
+        if reply.headers.get("idempotent-replayed"):
+            headers["Idempotent-Replayed"] = "true"
+        return Response(reply.body, status_code=reply.status, media_type=JSON, headers=headers)
+
+    async def passes(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await super().passes(request)
+        await self._writer(request)
+        parse_query(request.scope["query_string"], ())
+        raw = await read_body(request)
+        read(PASS_CREATE_FIELDS, parse_object(raw, names(PASS_CREATE_FIELDS)), creating=True)
+        return await self._forward(request, "/passes", raw, _apply_pass)
+
+    async def pass_item(self, request: Request) -> Response:
+        if request.method == "GET":
+            try:
+                return await super().pass_item(request)
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+                return await self._look_up_pass(request, err)
+        await self._writer(request)
+        parse_query(request.scope["query_string"], ())
+        pass_id = uuid_value(request.path_params["pass_id"], "pass id")
+        raw = await read_body(request)
+        if request.method == "PATCH":
+            read(PASS_UPDATE_FIELDS, parse_object(raw, names(PASS_UPDATE_FIELDS)), creating=False)
+        return await self._forward(request, f"/passes/{pass_id}", raw, _apply_pass)
+
+    async def _look_up_pass(self, request: Request, not_here: ApiError) -> Response:
+        """A pass made since the last sync: asked upstream (live read budget)."""
+        pass_id = uuid_value(request.path_params["pass_id"], "pass id")
+        try:
+            reply = await self.upstream.send(
+                "GET", f"/passes/{pass_id}", live=True, max_wait_s=LIVE_WAIT_S
+            )
+        except UpstreamError:
+            raise not_here from None
+        if reply.status != 200:
+            raise not_here
+        try:
+            await self.workers.write(_apply_pass, reply.payload)
+        except mirror.MirrorError as err:
+            logger.warning("PassQR's pass %s not mirrored: %s", pass_id, err)
+            raise not_here from None
+        return await super().pass_item(request)
+
+    async def push(self, request: Request) -> Response:
+        await self._writer(request)
+        parse_query(request.scope["query_string"], ())
+        pass_id = uuid_value(request.path_params["pass_id"], "pass id")
+        raw = await read_body(request)
+        if raw.strip():
+            parse_object(raw, ())
+        return await self._forward(request, f"/passes/{pass_id}/push", raw, None)
+
+    async def templates(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await super().templates(request)
+        await self._writer(request)
+        parse_query(request.scope["query_string"], ())
+        raw = await read_body(request)
+        read(TEMPLATE_FIELDS, parse_object(raw, names(TEMPLATE_FIELDS)), creating=True)
+        return await self._forward(request, "/templates", raw, _apply_template)
+
+    async def template_item(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await super().template_item(request)
+        await self._writer(request)
+        parse_query(request.scope["query_string"], ())
+        template_id = uuid_value(request.path_params["template_id"], "template id")
+        raw = await read_body(request)
+        if request.method == "PATCH":
+            read(TEMPLATE_FIELDS, parse_object(raw, names(TEMPLATE_FIELDS)), creating=False)
+            return await self._forward(request, f"/templates/{template_id}", raw, _apply_template)
+        return await self._forward(
+            request,
+            f"/templates/{template_id}",
+            raw,
+            lambda conn, _: _drop_template(conn, template_id),
+        )
+
+    # -- validation ----------------------------------------------------------------------
+
+    async def validate(self, request: Request) -> Response:
+        api_key = await self.authenticate(request)
+        parse_query(request.scope["query_string"], ())
+        idem = idempotency_key(request.headers.get("idempotency-key"))
+        raw = await read_body(request)
+        code: str | None = None
+        try:
+            given = read(VALIDATE_FIELDS, parse_object(raw, names(VALIDATE_FIELDS)), creating=True)
+            code = normalise_code(given["code"])
+        except ApiError:
+            pass  # answered by _post_raw below, with its idempotency checks
+        if code is not None and not await self._known(code):
+            return await self._validate_upstream(request, api_key, idem, raw, code)
+        upstream_key = idem or str(uuid.uuid4())
+        response = await self._post_raw(
+            request,
+            api_key,
+            idem,
+            raw,
+            names(VALIDATE_FIELDS),
+            lambda body: _decide_here(body, api_key, upstream_key),
+        )
+        self.workers.queued.set()
+        return response
+
+    async def _known(self, code: str) -> bool:
+        """Whether the mirror has the code, or the upstream said lately that it does not."""
+        expiry = self._not_found.get(code)
+        if expiry is not None:
+            if expiry > time.monotonic():
+                return True
+            del self._not_found[code]
+        return bool(await self.db.read(lambda store: mirror.knows_code(store.connection, code)))
+
+    async def _validate_upstream(
+        self, request: Request, api_key: ApiKey, idem: str | None, raw: bytes, code: str
+    ) -> Response:
+        """A code the mirror does not know (a pass made minutes ago): PassQR decides."""
+        upstream_key = idem or str(uuid.uuid4())
+        try:
+            reply = await self.upstream.send(
+                "POST",
+                "/validate",
+                live=True,
+                max_wait_s=LIVE_WAIT_S,
+                body=json.dumps({"code": code}).encode(),
+                idem_key=upstream_key,
+            )
+        except UpstreamError as err:
+            raise _unavailable(err, "This code is not in the venue's copy yet") from None
+        data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
+        result = data.get("result") if isinstance(data, dict) else None
+        if reply.status != 200 or not isinstance(data, dict) or result not in RESULTS:
+            raise ApiError(502, f"PassQR's answer for this code could not be read ({reply.status})")
+        if result == "not_found":
+            if len(self._not_found) > _NOT_FOUND_MAX:
+                self._not_found.clear()
+            self._not_found[code] = time.monotonic() + NOT_FOUND_TTL_S
+        given = json.loads(raw)["code"]
+        operation = _record_upstream(data, given, code, api_key, upstream_key)
+        scope = None if idem is None else self.scope_of(request, api_key, idem, json.loads(raw))
+        return await self._write(operation, scope)
+
+    # -- status --------------------------------------------------------------------------
+
+    async def status(self, request: Request) -> Response:
+        await self.authenticate(request)
+        parse_query(request.scope["query_string"], ())
+        payload = await self.db.read(
+            lambda store: status_payload(
+                store.connection,
+                started_at=self.started_at,
+                last_seen=dict(self.last_seen),
+                upstream=self.upstream,
+                now_s=time.time(),
+            )
+        )
+        return Response(json.dumps(payload), media_type=JSON, headers={"Cache-Control": "no-store"})
+
+
+def _unavailable(err: UpstreamError, what: str) -> ApiError:
+    """A request the hub cannot answer without the upstream, as 429/502/503 with Retry-After."""
+    retry = max(1, math.ceil(err.retry_after_s or 5.0))
+    headers = {"Retry-After": str(retry)}
+    if err.reason in ("budget", "rate_limited"):
+        return ApiError(
+            429,
+            f"{what}, and the venue's PassQR budget is spent; retry in {retry} s",
+            headers=headers,
+        )
+    if err.reason == "unauthorized":
+        return ApiError(502, f"{what}, and PassQR refuses the hub's own key (see the hub's log)")
+    return ApiError(
+        503, f"{what}, and the hub cannot reach PassQR now; retry in {retry} s", headers=headers
+    )
+
+
+def _decide_here(body: dict[str, Any], api_key: ApiKey, upstream_key: str) -> Operation:
+    """The mirror's decision; an admission is queued for the upstream in the same transaction."""
+    given: str = read(VALIDATE_FIELDS, body, creating=True)["code"]
+    code = normalise_code(given)
+
+    def decide(store: Store) -> tuple[int, Any]:
+        answer = store.validate(code, given, api_key.id, api_key.business)
+        data = answer["data"]
+        if data["result"] == "valid" and code is not None:
+            conn = store.connection
+            key = upstream_key if not tables.key_taken(conn, upstream_key) else str(uuid.uuid4())
+            tables.enqueue(
+                conn,
+                idem_key=key,
+                code=code,
+                pass_id=data["pass"]["id"],
+                gate=api_key.name,
+                decided_at=now_timestamp(),
+            )
+        return 200, answer
+
+    return decide
+
+
+def _record_upstream(
+    data: dict[str, Any], given: str, code: str, api_key: ApiKey, upstream_key: str
+) -> Operation:
+    """The upstream's decision on an unknown code: into the scan log, the mirror and (sent)
+    the outbox; answered to the gate as the upstream gave it."""
+
+    def record(store: Store) -> tuple[int, Any]:
+        conn = store.connection
+        record = data.get("pass")
+        pass_id = record.get("id") if isinstance(record, dict) else None
+        if isinstance(record, dict):
+            template = data.get("template")
+            try:
+                mirror.upsert_pass(
+                    conn,
+                    record,
+                    read_at=math.inf,
+                    template=template if isinstance(template, dict) else None,
+                )
+            except mirror.MirrorError as err:
+                logger.warning("PassQR's pass for %s not mirrored: %s", code, err)
+        tables.log_scan(
+            conn,
+            pass_id if isinstance(pass_id, str) else None,
+            given,
+            str(data["result"]),
+            api_key.id,
+        )
+        if data["result"] == "valid" and not tables.key_taken(conn, upstream_key):
+            tables.enqueue(
+                conn,
+                idem_key=upstream_key,
+                code=code,
+                pass_id=pass_id if isinstance(pass_id, str) else None,
+                gate=api_key.name,
+                decided_at=now_timestamp(),
+                state="sent",
+                upstream_result="valid",
+            )
+        return 200, {"data": data}
+
+    return record
+
+
+def _apply_pass(conn: Any, payload: Any) -> None:
+    record = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(record, dict):
+        mirror.upsert_pass(conn, record, read_at=time.time())
+
+
+def _apply_template(conn: Any, payload: Any) -> None:
+    record = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(record, dict):
+        mirror.upsert_template(conn, record)
+
+
+def _drop_template(conn: Any, template_id: str) -> None:
+    conn.execute(
+        "DELETE FROM templates WHERE id = ? AND id NOT IN (SELECT template_id FROM passes)",
+        (template_id,),
+    )
+
+
+def create_hub_app(config: HubConfig, upstream_key: str, *, transport: Any = None) -> Starlette:
+    """The hub as a Starlette application (the database opens with its lifespan)."""
+    return application(HubService(config, upstream_key, transport=transport), limits=None)

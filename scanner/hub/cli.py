@@ -1,0 +1,126 @@
+"""The `hub` subcommand: `hub run` serves the venue hub, `hub gate-key` makes a key.
+
+`gate-key` prints the key alone on stdout (scripts capture it), in PassQR's own key
+format, so a kiosk takes it unchanged; it works before the first `hub run`, creating
+the database. Failures print one line, never a traceback: exit 78 for a config or
+key problem (systemd does not restart into it), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from scanner import exitcodes
+from scanner.errors import ConfigError
+from scanner.hub.config import HubConfig, load_hub_config, load_upstream_key
+from scanner.hub.tables import ROLES
+from scanner.server.errors import ListenError, StoreOpenError
+
+logger = logging.getLogger(__name__)
+_NAME_MAX = 64
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"passqr-scanner hub: {message}", file=sys.stderr)
+    return status
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ConfigError as err:
+            return _fail(str(err), exitcodes.CONFIG)
+        except (StoreOpenError, ListenError, OSError) as err:
+            return _fail(str(err), exitcodes.FAILED)
+        except KeyboardInterrupt:
+            return exitcodes.INTERRUPTED
+
+    return run
+
+
+def _gate_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > _NAME_MAX or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"a gate name is 1 to {_NAME_MAX} printable characters, e.g. north-1"
+        )
+    return name
+
+
+def _gate_key(args: argparse.Namespace) -> int:
+    """Print a new hub key (alone on stdout); only its hash is stored."""
+    from scanner.hub import tables
+    from scanner.server.auth import hash_key
+    from scanner.server.store import Store
+    from scanner.server.store.connection import immediate
+
+    config = load_hub_config(args.config)
+    store = Store.open(config.hub.db)
+    try:
+        tables.create_tables(store.connection)
+        key = store.create_key(name=args.name, plan="pro")
+        found = store.find_key(hash_key(key))
+        assert found is not None
+        with immediate(store.connection):
+            tables.set_role(store.connection, found.id, args.role)
+    finally:
+        store.close()
+    print(key)
+    rights = "validates and reads" if args.role == "gate" else "validates, reads and writes"
+    print(
+        f"Created {args.role} key {args.name!r} in {config.hub.db} ({rights}); "
+        "it is stored hashed and cannot be shown again.",
+        file=sys.stderr,
+    )
+    return exitcodes.OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Serve the hub in the foreground until SIGINT/SIGTERM."""
+    from scanner.logs import setup_logging
+
+    config = load_hub_config(args.config)
+    key = load_upstream_key(config)
+    setup_logging(level=args.log_level)
+    return serve(config, key)
+
+
+def serve(config: HubConfig, key: str) -> int:
+    from scanner.hub.app import create_hub_app
+    from scanner.server.runner import serve_forever
+
+    return serve_forever(
+        config.hub.db,
+        host=config.host,
+        port=config.port,
+        app=create_hub_app(config, key),
+    )
+
+
+def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hub = subparsers.add_parser(
+        "hub", help="the venue hub: many gates behind one IP and one PassQR budget"
+    )
+    commands = hub.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
+    run = commands.add_parser("run", help="serve the hub in the foreground")
+    run.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
+    run.set_defaults(func=_guarded(_run))
+    key = commands.add_parser("gate-key", help="make a key for a gate (or staff) and print it")
+    key.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
+    key.add_argument("--name", required=True, type=_gate_name, help="the gate's name")
+    key.add_argument(
+        "--role",
+        choices=ROLES,
+        default="gate",
+        help="gate: validates and reads (default); staff or admin: may also write",
+    )
+    key.set_defaults(func=_guarded(_gate_key))
+
+
+def _path(text: str) -> Path:
+    return Path(text)
