@@ -54,22 +54,10 @@ def _gate_name(text: str) -> str:
 
 def _gate_key(args: argparse.Namespace) -> int:
     """Print a new hub key (alone on stdout); only its hash is stored."""
-    from scanner.hub import tables
-    from scanner.server.auth import hash_key
-    from scanner.server.store import Store
-    from scanner.server.store.connection import immediate
+    from scanner.hub.tables import create_hub_key
 
     config = load_hub_config(args.config)
-    store = Store.open(config.hub.db)
-    try:
-        tables.create_tables(store.connection)
-        key = store.create_key(name=args.name, plan="pro")
-        found = store.find_key(hash_key(key))
-        assert found is not None
-        with immediate(store.connection):
-            tables.set_role(store.connection, found.id, args.role)
-    finally:
-        store.close()
+    key = create_hub_key(config.hub.db, name=args.name, role=args.role)
     print(key)
     rights = "validates and reads" if args.role == "gate" else "validates, reads and writes"
     print(

@@ -19,8 +19,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from scanner.server.store.connection import immediate
 from scanner.server.validation import now_timestamp
 
 ROLES = ("gate", "staff", "admin")
@@ -71,6 +73,31 @@ def create_tables(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def create_hub_key(db_path: Path, *, name: str, role: str) -> str:
+    """A new key of the hub (creating the database if needed); returns the plain key.
+
+    Raises:
+        StoreOpenError: the database cannot be opened or written.
+        ValueError: not a role.
+    """
+    from scanner.server.auth import hash_key
+    from scanner.server.store import Store
+
+    if role not in ROLES:
+        raise ValueError(f"a role is one of {', '.join(ROLES)}")
+    store = Store.open(db_path)
+    try:
+        create_tables(store.connection)
+        key = store.create_key(name=name, plan="pro")
+        found = store.find_key(hash_key(key))
+        assert found is not None
+        with immediate(store.connection):
+            set_role(store.connection, found.id, role)
+    finally:
+        store.close()
+    return key
 
 
 def set_role(conn: sqlite3.Connection, key_id: str, role: str) -> None:

@@ -1,0 +1,157 @@
+"""A venue on loopback for the hub's tests: the local server as PassQR upstream, a hub
+in front of it, and keys for gates and staff. Real HTTP everywhere."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scanner.hub.app import create_hub_app
+from scanner.hub.config import HubConfig, parse_hub_config
+from scanner.hub.tables import create_hub_key
+from scanner.server import ServerThread, create_key
+from scanner.server.ratelimit import RateLimits
+
+
+def wait_until(condition: Callable[[], bool], within_s: float = 10.0, step_s: float = 0.02) -> None:
+    """Return once ``condition()`` holds; fail after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within_s} s")
+        time.sleep(step_s)
+
+
+@dataclass
+class Venue:
+    """An upstream server and a hub; ``gates`` maps a gate's name to its hub key."""
+
+    root: Path
+    upstream: ServerThread
+    upstream_key: str
+    config: HubConfig
+    gates: dict[str, str]
+    staff_key: str
+    hub: ServerThread | None = None
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def hub_url(self) -> str:
+        assert self.hub is not None
+        return self.hub.base_url
+
+    def _client(self, base_url: str, key: str) -> httpx.Client:
+        client = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
+        )
+        self.clients.append(client)
+        return client
+
+    def upstream_api(self) -> httpx.Client:
+        """PassQR itself, with the venue's full key (what the hub uses)."""
+        return self._client(self.upstream.base_url, self.upstream_key)
+
+    def gate(self, name: str) -> httpx.Client:
+        return self._client(self.hub_url, self.gates[name])
+
+    def staff(self) -> httpx.Client:
+        return self._client(self.hub_url, self.staff_key)
+
+    def status(self) -> dict[str, Any]:
+        root = self.hub_url.removesuffix("/api/v1")
+        answer = httpx.get(
+            f"{root}/hub/status",
+            headers={"Authorization": f"Bearer {self.staff_key}"},
+            timeout=10.0,
+        )
+        assert answer.status_code == 200, answer.text
+        payload: dict[str, Any] = answer.json()
+        return payload
+
+    def wait_synced(self, within_s: float = 10.0) -> None:
+        wait_until(lambda: self.status()["upstream"]["last_sync"] is not None, within_s)
+
+    def wait_drained(self, within_s: float = 30.0) -> None:
+        wait_until(lambda: self.status()["upstream"]["queue"] == 0, within_s, step_s=0.1)
+
+    def start_hub(self) -> None:
+        key = self.upstream_key
+        self.hub = ServerThread(self.config.hub.db, app=create_hub_app(self.config, key)).start()
+
+    def stop_hub(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+            self.hub = None
+
+    def new_pass(self, template_id: str, **fields: Any) -> dict[str, Any]:
+        """A pass made at PassQR (not through the hub)."""
+        with httpx.Client(
+            base_url=self.upstream.base_url,
+            headers={"Authorization": f"Bearer {self.upstream_key}"},
+            timeout=10.0,
+        ) as up:
+            answer = up.post("/passes", json={"template_id": template_id, **fields})
+        assert answer.status_code == 201, answer.text
+        created: dict[str, Any] = answer.json()["data"]
+        return created
+
+    def new_template(self) -> str:
+        with httpx.Client(
+            base_url=self.upstream.base_url,
+            headers={"Authorization": f"Bearer {self.upstream_key}"},
+            timeout=10.0,
+        ) as up:
+            answer = up.post("/templates", json={"name": "Venue", "type": "event"})
+        assert answer.status_code == 201, answer.text
+        template_id: str = answer.json()["data"]["id"]
+        return template_id
+
+
+@contextmanager
+def venue(
+    root: Path,
+    *,
+    limits: RateLimits | None = None,
+    gate_names: tuple[str, ...] = ("north-1", "north-2"),
+    start_hub: bool = True,
+    prepare: Callable[[Venue], None] | None = None,
+    **upstream: Any,
+) -> Iterator[Venue]:
+    """A venue; the upstream has rate limits only when ``limits`` is given (the hub's
+    budget then follows them unless ``upstream`` says otherwise)."""
+    up_db = root / "passqr.sqlite3"
+    up_key = create_key(up_db, name="venue", plan="pro")
+    settings: dict[str, Any] = {}
+    if limits is not None:
+        settings = {
+            "validate_per_min": limits.validate,
+            "read_per_min": limits.read,
+            "write_per_min": limits.write,
+            "window_s": limits.window,
+        }
+    settings.update(upstream)
+    with ServerThread(up_db, rate_limit=limits is not None, limits=limits) as server:
+        table = {
+            "upstream": {"base_url": server.base_url, **settings},
+            "hub": {"db": str(root / "hub.sqlite3")},  # served on a free port
+        }
+        config = parse_hub_config(table)
+        gates = {name: create_hub_key(config.hub.db, name=name, role="gate") for name in gate_names}
+        staff = create_hub_key(config.hub.db, name="office", role="staff")
+        place = Venue(root, server, up_key, config, gates, staff)
+        if prepare is not None:
+            prepare(place)
+        try:
+            if start_hub:
+                place.start_hub()
+            yield place
+        finally:
+            for client in place.clients:
+                client.close()
+            place.stop_hub()
