@@ -1,0 +1,149 @@
+"""`passqr-scanner hub ...` run as an operator would, as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scanner.server import ServerThread, create_key, seed_demo
+from tests.support.venue import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_RE = re.compile(r"pqr_live_[A-Za-z0-9]{40}")
+
+
+def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("PASSQR_API_KEY", "CREDENTIALS_DIRECTORY")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "scanner", "hub", *args],
+        cwd=ROOT,
+        env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hub.toml"
+    path.write_text(text)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_gate_key_before_the_first_run_prints_the_key_alone(tmp_path: Path) -> None:
+    config = _config(tmp_path, '[hub]\ndb = "state/hub.sqlite3"\n')
+    result = hub("gate-key", "--config", str(config), "--name", "north-1")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert KEY_RE.fullmatch(key)
+    assert result.stdout == key + "\n"
+    assert "north-1" in result.stderr
+    assert "validates and reads" in result.stderr
+    db = tmp_path / "state" / "hub.sqlite3"
+    assert db.exists()  # relative to the config file's directory
+    stored = b"".join(p.read_bytes() for p in db.parent.iterdir() if p.is_file())
+    assert key.encode() not in stored  # only its hash
+    staff = hub("gate-key", "--config", str(config), "--name", "office", "--role", "staff")
+    assert staff.returncode == 0, staff.stderr
+    assert "validates, reads and writes" in staff.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[hub]\nlisten = 8790\n", "hub.listen: expected str"),
+        ('[hub]\nlisten = "0.0.0.0:8790"\ntls = "off"\n', "hub.tls: plain HTTP"),
+        ('[upstream]\nbase_url = "http://passqr.example/api/v1"\n', "upstream.allow_insecure_http"),
+        ("[upstream]\nvalidate_per_min = 0\n", "upstream.validate_per_min"),
+        ("[upstream]\nsync_interval_s = nan\n", "upstream.sync_interval_s"),
+        ("[upstrem]\n", "did you mean 'upstream'"),
+        ('[hub]\ntls_cert = "/x.pem"\n', "tls_cert and tls_key go together"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_a_bad_config_is_one_line_and_exit_78(tmp_path: Path, text: str, fragment: str) -> None:
+    config = _config(tmp_path, text)
+    for args in (("run",), ("gate-key", "--name", "north-1")):
+        result = hub(*args, "--config", str(config), env={"PASSQR_API_KEY": "pqr_live_" + "a" * 40})
+        assert result.returncode == 78, result.stderr
+        assert result.stdout == ""
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert fragment in result.stderr
+
+
+def test_no_upstream_key_is_exit_78_and_names_the_places(tmp_path: Path) -> None:
+    config = _config(tmp_path, "[upstream]\n")
+    result = hub("run", "--config", str(config))
+    assert result.returncode == 78
+    assert "PASSQR_API_KEY" in result.stderr
+    assert "upstream.key_file" in result.stderr
+
+
+def test_hub_run_serves_gates_until_sigterm(tmp_path: Path) -> None:
+    up_db = tmp_path / "passqr.sqlite3"
+    up_key = create_key(up_db, name="venue", plan="pro")
+    codes = seed_demo(up_db)
+    port = _free_port()
+    key_file = tmp_path / "api-key"
+    key_file.write_text(up_key + "\n")
+    key_file.chmod(0o600)
+    with ServerThread(up_db, rate_limit=False) as upstream:
+        config = _config(
+            tmp_path,
+            f'[upstream]\nbase_url = "{upstream.base_url}"\nkey_file = "api-key"\n'
+            f'[hub]\nlisten = "127.0.0.1:{port}"\n',
+        )
+        gate = hub("gate-key", "--config", str(config), "--name", "north-1").stdout.strip()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "hub", "run", "--config", str(config)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {gate}"}
+
+            def synced() -> bool:
+                try:
+                    answer = httpx.get(f"{base}/hub/status", headers=auth, timeout=2)
+                except httpx.HTTPError:
+                    return False
+                return (
+                    answer.status_code == 200 and answer.json()["upstream"]["last_sync"] is not None
+                )
+
+            wait_until(synced, within_s=30)
+            answer = httpx.post(
+                f"{base}/api/v1/validate", json={"code": codes["valid"]}, headers=auth, timeout=5
+            )
+            assert answer.json()["data"]["result"] == "valid"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+        assert up_key not in err
+        assert gate not in err
+        assert "hub" in err.lower()
