@@ -65,6 +65,8 @@ LIVE_TIMEOUT_S = 3.0
 #: A code the upstream said it does not know is not asked again for this long.
 NOT_FOUND_TTL_S = 60.0
 _NOT_FOUND_MAX = 10_000
+#: Seconds a key's lookup (and role) is cached: a revoked gate key stops working within it.
+KEY_CACHE_S = 5.0
 
 
 class HubService(PassQRService):
@@ -77,7 +79,7 @@ class HubService(PassQRService):
         self._transport = transport
         self._upstream: Upstream | None = None
         self._workers: HubWorkers | None = None
-        self._roles: dict[str, str] = {}
+        self._roles: dict[str, tuple[str, float]] = {}
         self.last_seen: dict[str, float] = {}
         self._not_found: dict[str, float] = {}
         self.started_at = now_timestamp()
@@ -133,12 +135,17 @@ class HubService(PassQRService):
 
     async def authenticate(self, request: Request) -> ApiKey:
         api_key = await super().authenticate(request)
-        role = self._roles.get(api_key.id)
-        if role is None:
-            role = await self.db.read(lambda store: tables.role_of(store.connection, api_key.id))
-            if role is None:
+        cached = self._roles.get(api_key.id)
+        if cached is not None and cached[1] > time.monotonic():
+            role = cached[0]
+        else:
+            found = await self.db.read(lambda store: tables.role_of(store.connection, api_key.id))
+            if found is None:
                 raise ApiError(401, "This key is not one of this hub's keys (hub gate-key)")
-            self._roles[api_key.id] = role
+            role = found
+            if len(self._roles) > 1000:
+                self._roles.clear()
+            self._roles[api_key.id] = (role, time.monotonic() + KEY_CACHE_S)
         self.last_seen[api_key.name] = time.time()
         request.state.role = role
         return api_key

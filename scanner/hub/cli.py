@@ -68,6 +68,31 @@ def _gate_key(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """List the hub's keys (never the keys themselves: only their first characters)."""
+    from scanner.hub.tables import hub_keys
+
+    config = load_hub_config(args.config)
+    for key in hub_keys(config.hub.db):
+        print(f"{key['name']}\t{key['role']}\t{key['prefix']}...\t{key['created_at']}")
+    return exitcodes.OK
+
+
+def _revoke_key(args: argparse.Namespace) -> int:
+    """Delete every key of a gate (a stolen or retired kiosk)."""
+    from scanner.hub.tables import revoke_hub_keys
+
+    config = load_hub_config(args.config)
+    count = revoke_hub_keys(config.hub.db, args.name)
+    if count == 0:
+        return _fail(f"no key named {args.name!r} in {config.hub.db}", exitcodes.FAILED)
+    print(
+        f"Revoked {count} key(s) named {args.name!r}; a running hub refuses them within 5 s.",
+        file=sys.stderr,
+    )
+    return exitcodes.OK
+
+
 def _run(args: argparse.Namespace) -> int:
     """Serve the hub in the foreground until SIGINT/SIGTERM."""
     from scanner.logs import setup_logging
@@ -108,6 +133,13 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="gate: validates and reads (default); staff or admin: may also write",
     )
     key.set_defaults(func=_guarded(_gate_key))
+    listing = commands.add_parser("keys", help="list the hub's keys: name, role, first characters")
+    listing.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
+    listing.set_defaults(func=_guarded(_keys))
+    revoke = commands.add_parser("revoke-key", help="delete every key of a gate")
+    revoke.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
+    revoke.add_argument("--name", required=True, type=_gate_name, help="the gate's name")
+    revoke.set_defaults(func=_guarded(_revoke_key))
 
 
 def _path(text: str) -> Path:

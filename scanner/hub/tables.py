@@ -100,6 +100,48 @@ def create_hub_key(db_path: Path, *, name: str, role: str) -> str:
     return key
 
 
+def hub_keys(db_path: Path) -> list[dict[str, str]]:
+    """Every key of the hub: name, role, the key's first characters, when it was made."""
+    from scanner.server.store import Store
+
+    store = Store.open(db_path)
+    try:
+        create_tables(store.connection)
+        rows = store.connection.execute(
+            "SELECT k.name, h.role, k.prefix, k.created_at FROM api_keys k"
+            " JOIN hub_keys h ON h.key_id = k.id ORDER BY k.name, k.created_at"
+        ).fetchall()
+    finally:
+        store.close()
+    return [dict(zip(("name", "role", "prefix", "created_at"), row, strict=True)) for row in rows]
+
+
+def revoke_hub_keys(db_path: Path, name: str) -> int:
+    """Delete every key of the gate ``name``; returns how many. A running hub refuses them
+    within its key cache's few seconds."""
+    from scanner.server.store import Store
+
+    store = Store.open(db_path)
+    try:
+        create_tables(store.connection)
+        conn = store.connection
+        with immediate(conn):
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT k.id FROM api_keys k JOIN hub_keys h ON h.key_id = k.id"
+                    " WHERE k.name = ?",
+                    (name,),
+                )
+            ]
+            for key_id in ids:
+                conn.execute("DELETE FROM hub_keys WHERE key_id = ?", (key_id,))
+                conn.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
+    finally:
+        store.close()
+    return len(ids)
+
+
 def set_role(conn: sqlite3.Connection, key_id: str, role: str) -> None:
     conn.execute("INSERT OR REPLACE INTO hub_keys (key_id, role) VALUES (?, ?)", (key_id, role))
 

@@ -262,3 +262,13 @@ def test_without_a_hub_key_the_lan_gets_401_json(place: Venue) -> None:
     assert stolen.status_code == 401
     status = httpx.get(place.hub_url.removesuffix("/api/v1") + "/hub/status")
     assert status.status_code == 401
+
+
+def test_a_revoked_gate_key_is_refused_within_the_key_cache(place: Venue) -> None:
+    from scanner.hub.tables import revoke_hub_keys
+
+    gate = place.gate("north-2")
+    assert gate.get("/passes").status_code == 200
+    assert revoke_hub_keys(place.config.hub.db, "north-2") == 1
+    wait_until(lambda: gate.get("/passes").status_code == 401, within_s=15)
+    assert place.gate("north-1").get("/passes").status_code == 200

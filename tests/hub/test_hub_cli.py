@@ -147,3 +147,30 @@ def test_hub_run_serves_gates_until_sigterm(tmp_path: Path) -> None:
         assert up_key not in err
         assert gate not in err
         assert "hub" in err.lower()
+
+
+def test_keys_are_listed_without_secrets_and_a_stolen_gates_keys_revoked(tmp_path: Path) -> None:
+    from scanner.hub.tables import create_hub_key
+
+    config = _config(tmp_path, '[hub]\ndb = "hub.sqlite3"\n')
+    stolen = hub("gate-key", "--config", str(config), "--name", "south-2").stdout.strip()
+    kept = hub("gate-key", "--config", str(config), "--name", "north-1").stdout.strip()
+    create_hub_key(tmp_path / "hub.sqlite3", name="south-2", role="gate")  # a second key, same gate
+    listing = hub("keys", "--config", str(config))
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [
+        ["north-1", "gate"],
+        ["south-2", "gate"],
+        ["south-2", "gate"],
+    ]
+    assert stolen not in listing.stdout
+    assert kept not in listing.stdout
+    revoked = hub("revoke-key", "--config", str(config), "--name", "south-2")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "Revoked 2 key(s)" in revoked.stderr
+    after = hub("keys", "--config", str(config)).stdout.splitlines()
+    assert [line.split("\t")[0] for line in after] == ["north-1"]
+    again = hub("revoke-key", "--config", str(config), "--name", "south-2")
+    assert again.returncode == 1
+    assert "no key named" in again.stderr
