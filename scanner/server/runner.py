@@ -60,8 +60,14 @@ def make_config(
     access_log: bool = False,
     forwarded_allow_ips: str | None = None,
     limits: ConnectionLimits | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> uvicorn.Config:
-    """uvicorn settings: uvloop when installed, httptools bounded by `limits`, no logging setup."""
+    """uvicorn settings: uvloop when installed, httptools bounded by `limits`, no logging setup.
+
+    With `ssl_certfile` (PEM, and `ssl_keyfile` unless the key is in the same file) the
+    socket serves HTTPS only; uvicorn loads them when the server starts.
+    """
     limits = limits or ConnectionLimits()
     return uvicorn.Config(
         app,
@@ -77,6 +83,8 @@ def make_config(
         timeout_graceful_shutdown=5,
         timeout_keep_alive=limits.keep_alive,
         limit_concurrency=limits.max_connections,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 
@@ -107,8 +115,12 @@ class ServerThread:
         access_log: bool = False,
         connection_limits: ConnectionLimits | None = None,
         pass_quotas: Mapping[str, int | None] | None = None,
+        ssl_certfile: Path | None = None,
+        ssl_keyfile: Path | None = None,
     ) -> None:
         self.db_path = db_path
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
         self.pass_quotas = pass_quotas
         self.connection_limits = connection_limits
         self.host = host
@@ -124,7 +136,7 @@ class ServerThread:
 
     @property
     def base_url(self) -> str:
-        """`http://<host>:<port>/api/v1` (valid once started)."""
+        """`http://<host>:<port>/api/v1`, `https://` with a certificate (valid once started)."""
         if self._base_url is None:
             raise RuntimeError("the server is not started")
         return self._base_url
@@ -143,7 +155,8 @@ class ServerThread:
         sock = bind_socket(self.host, self.port)
         self._socket = sock
         self.port = int(sock.getsockname()[1])
-        self._base_url = f"http://{_url_host(sock)}:{self.port}/api/v1"
+        scheme = "https" if self.ssl_certfile else "http"
+        self._base_url = f"{scheme}://{_url_host(sock)}:{self.port}/api/v1"
         app = create_app(
             self.db_path,
             rate_limit=self.rate_limit,
@@ -151,7 +164,13 @@ class ServerThread:
             pass_quotas=self.pass_quotas,
         )
         server = uvicorn.Server(
-            make_config(app, access_log=self.access_log, limits=self.connection_limits)
+            make_config(
+                app,
+                access_log=self.access_log,
+                limits=self.connection_limits,
+                ssl_certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                ssl_keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            )
         )
         self._server = server
         self._thread = threading.Thread(
