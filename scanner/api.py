@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Generator, Mapping
@@ -193,7 +194,7 @@ class PassQRClient:
             auth=_BearerAuth(api_key),
             timeout=timeout,
             headers={"User-Agent": f"passqr-scanner/{__version__}", "Accept": "application/json"},
-            verify=str(ca_file) if ca_file else True,
+            verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30.0),
             follow_redirects=False,

@@ -13,11 +13,15 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scanner import exitcodes
 from scanner.errors import ConfigError
 from scanner.hub.config import HubConfig, load_hub_config, load_upstream_key
 from scanner.hub.tables import ROLES
+
+if TYPE_CHECKING:
+    from scanner.hub.tls import TlsFiles
 from scanner.server.errors import ListenError, StoreOpenError
 
 logger = logging.getLogger(__name__)
@@ -103,15 +107,48 @@ def _run(args: argparse.Namespace) -> int:
     return serve(config, key)
 
 
+def tls_files(config: HubConfig) -> TlsFiles | None:
+    """The certificate and key the hub serves HTTPS with (made on first run), or None.
+
+    Raises:
+        ConfigError: the configured pair, or the hub's own, cannot be used or made.
+    """
+    from scanner.hub import tls
+
+    if not config.uses_tls:
+        return None
+    hub = config.hub
+    try:
+        if hub.tls_cert is not None and hub.tls_key is not None:
+            files = tls.TlsFiles(cert=hub.tls_cert, key=hub.tls_key)
+            tls.check_files(files)
+        else:
+            names = [*tls.default_names(config.host), *hub.tls_names]
+            files = tls.ensure_certificate(hub.db.parent, names)
+        print_ = tls.fingerprint(files.cert)
+    except tls.TlsError as err:
+        raise ConfigError(f"hub TLS: {err}") from err
+    logger.info(
+        "HTTPS certificate %s (SHA-256 %s): kiosks trust it with [api] ca_file",
+        files.cert,
+        print_,
+    )
+    return files
+
+
 def serve(config: HubConfig, key: str) -> int:
     from scanner.hub.app import create_hub_app
     from scanner.server.runner import serve_forever
 
+    files = tls_files(config)
     return serve_forever(
         config.hub.db,
         host=config.host,
         port=config.port,
         app=create_hub_app(config, key),
+        ssl_certfile=files.cert if files else None,
+        ssl_keyfile=files.key if files else None,
+        name="PassQR venue hub",
     )
 
 

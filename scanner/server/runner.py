@@ -60,8 +60,14 @@ def make_config(
     access_log: bool = False,
     forwarded_allow_ips: str | None = None,
     limits: ConnectionLimits | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> uvicorn.Config:
-    """uvicorn settings: uvloop when installed, httptools bounded by `limits`, no logging setup."""
+    """uvicorn settings: uvloop when installed, httptools bounded by `limits`, no logging setup.
+
+    With `ssl_certfile` (PEM, and `ssl_keyfile` unless the key is in the same file) the
+    socket serves HTTPS only; uvicorn loads them when the server starts.
+    """
     limits = limits or ConnectionLimits()
     return uvicorn.Config(
         app,
@@ -77,6 +83,8 @@ def make_config(
         timeout_graceful_shutdown=5,
         timeout_keep_alive=limits.keep_alive,
         limit_concurrency=limits.max_connections,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 
@@ -108,9 +116,13 @@ class ServerThread:
         connection_limits: ConnectionLimits | None = None,
         pass_quotas: Mapping[str, int | None] | None = None,
         app: ASGIApp | None = None,
+        ssl_certfile: Path | None = None,
+        ssl_keyfile: Path | None = None,
     ) -> None:
         self.app = app
         self.db_path = db_path
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
         self.pass_quotas = pass_quotas
         self.connection_limits = connection_limits
         self.host = host
@@ -126,7 +138,7 @@ class ServerThread:
 
     @property
     def base_url(self) -> str:
-        """`http://<host>:<port>/api/v1` (valid once started)."""
+        """`http://<host>:<port>/api/v1`, `https://` with a certificate (valid once started)."""
         if self._base_url is None:
             raise RuntimeError("the server is not started")
         return self._base_url
@@ -145,7 +157,8 @@ class ServerThread:
         sock = bind_socket(self.host, self.port)
         self._socket = sock
         self.port = int(sock.getsockname()[1])
-        self._base_url = f"http://{_url_host(sock)}:{self.port}/api/v1"
+        scheme = "https" if self.ssl_certfile else "http"
+        self._base_url = f"{scheme}://{_url_host(sock)}:{self.port}/api/v1"
         app = self.app or create_app(
             self.db_path,
             rate_limit=self.rate_limit,
@@ -153,7 +166,13 @@ class ServerThread:
             pass_quotas=self.pass_quotas,
         )
         server = uvicorn.Server(
-            make_config(app, access_log=self.access_log, limits=self.connection_limits)
+            make_config(
+                app,
+                access_log=self.access_log,
+                limits=self.connection_limits,
+                ssl_certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                ssl_keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            )
         )
         self._server = server
         self._thread = threading.Thread(
@@ -209,9 +228,12 @@ def serve_forever(
     forwarded_allow_ips: str | None = None,
     pass_quotas: Mapping[str, int | None] | None = None,
     app: ASGIApp | None = None,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
+    name: str = "PassQR server",
 ) -> int:
-    """Run the server (or another `app` on the same database) in the foreground until
-    SIGINT or SIGTERM; returns an exit code.
+    """Run the server (or another `app` on the same database, called `name` in the log)
+    in the foreground until SIGINT or SIGTERM; returns an exit code.
 
     Raises:
         StoreOpenError: the database cannot be opened or written.
@@ -222,7 +244,13 @@ def serve_forever(
     actual_port = int(sock.getsockname()[1])
     app = app or create_app(db_path, rate_limit=rate_limit, pass_quotas=pass_quotas)
     server = uvicorn.Server(
-        make_config(app, access_log=access_log, forwarded_allow_ips=forwarded_allow_ips)
+        make_config(
+            app,
+            access_log=access_log,
+            forwarded_allow_ips=forwarded_allow_ips,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        )
     )
     received: list[int] = []
 
@@ -236,7 +264,9 @@ def serve_forever(
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         logger.info(
-            "PassQR server on http://%s:%d/api/v1 (database %s, rate limits %s)",
+            "%s on %s://%s:%d/api/v1 (database %s, rate limits %s)",
+            name,
+            "https" if ssl_certfile else "http",
             _url_host(sock),
             actual_port,
             db_path,

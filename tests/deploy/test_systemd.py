@@ -18,7 +18,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
-UNITS = ("passqr-scanner.service", "passqr-scanner-headless.service", "passqr-server.service")
+UNITS = (
+    "passqr-scanner.service",
+    "passqr-scanner-headless.service",
+    "passqr-server.service",
+    "passqr-hub.service",
+)
 INSTALLED = "/opt/passqr-scanner/.venv/bin/passqr-scanner"
 RULES = SYSTEMD / "99-passqr-scanner.rules"
 
@@ -93,7 +98,7 @@ def test_verify_would_catch_a_mistake(units: dict[str, Path], tmp_path: Path) ->
 
 def test_security_exposure_is_low(units: dict[str, Path]) -> None:
     analyze = _analyze()
-    for name in ("passqr-scanner.service", "passqr-server.service"):
+    for name in ("passqr-scanner.service", "passqr-server.service", "passqr-hub.service"):
         proc = subprocess.run(
             [analyze, "security", "--offline=yes", str(units[name])],
             capture_output=True,
@@ -152,6 +157,49 @@ def test_the_server_unit() -> None:
     assert unit["Type"] == ["exec"]  # uvicorn sends no READY=1
     assert "--db /var/lib/passqr-server/passqr.sqlite3" in unit["ExecStart"][0]
     assert unit["StateDirectory"] == ["passqr-server"]
+
+
+def test_the_hub_unit() -> None:
+    unit = _directives("passqr-hub.service")
+    assert unit["ExecStart"] == [f"{INSTALLED} hub run --config /etc/passqr-hub/hub.toml"]
+    assert unit["Type"] == ["exec"]  # uvicorn sends no READY=1
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["RestartPreventExitStatus"] == ["78"]  # a bad config is not retried forever
+    assert unit["User"] == unit["Group"] == ["passqr-hub"]
+    assert unit["StateDirectory"] == ["passqr-hub"]  # the database and the certificate
+    assert unit["LoadCredential"] == ["api-key:/etc/passqr-hub/api-key"]
+    assert "network-online.target" in unit["After"][0].split()
+    assert set(unit["RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+    assert "PrivateNetwork" not in unit  # it serves the kiosks on the LAN
+
+
+def _covers(setting: str, target: str) -> bool:
+    """One of a path setting's paths (``-``/``+`` prefixes and ``:options`` aside) is
+    ``target`` or a directory above it."""
+    for item in setting.split():
+        path = item.lstrip("-+").split(":")[0].rstrip("/")
+        if target == path or target.startswith(path + "/"):
+            return True
+    return False
+
+
+def test_the_hub_may_run_openssl() -> None:
+    """The hub makes its certificate with /usr/bin/openssl: no path setting may stop that."""
+    unit = _directives("passqr-hub.service")
+    for key in ("NoExecPaths", "InaccessiblePaths", "TemporaryFileSystem"):
+        for value in unit.get(key, []):
+            assert not _covers(value, "/usr/bin/openssl"), f"{key}={value}"
+    for value in unit.get("ExecPaths", []):
+        assert _covers(value, "/usr/bin/openssl"), f"ExecPaths={value}"
+    assert unit["ProtectSystem"] == ["strict"]  # read-only, still executable
+
+
+@pytest.mark.parametrize(
+    ("setting", "covered"),
+    [("/usr/bin/openssl", True), ("-/usr/", True), ("/", True), ("/usr/sbin /opt", False)],
+)
+def test_the_path_check_can_fail(setting: str, covered: bool) -> None:
+    assert _covers(setting, "/usr/bin/openssl") is covered
 
 
 # -- udev rules ------------------------------------------------------------------------------
