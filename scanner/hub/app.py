@@ -345,6 +345,7 @@ class HubService(PassQRService):
                 last_seen=dict(self.last_seen),
                 upstream=self.upstream,
                 now_s=time.time(),
+                synced_since_start=self.workers.last_sync is not None,
             )
         )
         return Response(json.dumps(payload), media_type=JSON, headers={"Cache-Control": "no-store"})

@@ -97,6 +97,7 @@ def status_payload(
     last_seen: Mapping[str, float],
     upstream: Upstream,
     now_s: float,
+    synced_since_start: bool,
 ) -> dict[str, Any]:
     """The status document (see docs/hub.md for its fields)."""
     now = datetime.fromtimestamp(now_s, UTC)
@@ -122,6 +123,7 @@ def status_payload(
             "sent": counts["sent"],
             "conflicts": counts["conflict"],
             "last_sync": last_sync,
+            "synced_since_start": synced_since_start,
             "passes_mirrored": mirrored,
             "paused_until": _stamp(datetime.fromtimestamp(paused, UTC)) if paused > now_s else None,
             "budget": {k: v for k, v in budget.snapshot().items() if k in ("validate", "read")},

@@ -174,3 +174,53 @@ def test_keys_are_listed_without_secrets_and_a_stolen_gates_keys_revoked(tmp_pat
     again = hub("revoke-key", "--config", str(config), "--name", "south-2")
     assert again.returncode == 1
     assert "no key named" in again.stderr
+
+
+def test_hub_run_with_tls_serves_https_with_its_own_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    up_db = tmp_path / "passqr.sqlite3"
+    up_key = create_key(up_db, name="venue", plan="pro")
+    port = _free_port()
+    with ServerThread(up_db, rate_limit=False) as upstream:
+        config = _config(
+            tmp_path,
+            f'[upstream]\nbase_url = "{upstream.base_url}"\n'
+            f'[hub]\nlisten = "127.0.0.1:{port}"\ndb = "state/hub.sqlite3"\ntls = "on"\n',
+        )
+        gate = hub("gate-key", "--config", str(config), "--name", "north-1").stdout.strip()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "hub", "run", "--config", str(config)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PASSQR_API_KEY": up_key},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            cert = tmp_path / "state" / "hub-cert.pem"
+            wait_until(cert.exists, within_s=30)
+            trust = ssl.create_default_context(cafile=str(cert))
+            auth = {"Authorization": f"Bearer {gate}"}
+
+            def answers() -> bool:
+                try:
+                    got = httpx.get(
+                        f"https://127.0.0.1:{port}/hub/status", headers=auth, verify=trust
+                    )
+                except httpx.ConnectError:
+                    return False
+                return got.status_code == 200
+
+            wait_until(answers, within_s=30)
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/hub/status", headers=auth, timeout=3)
+            with pytest.raises(httpx.ConnectError):  # not trusted without the hub's cert
+                httpx.get(f"https://127.0.0.1:{port}/hub/status", headers=auth)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "PassQR venue hub on https://127.0.0.1" in err
+        assert "SHA-256" in err
+        assert oct((tmp_path / "state" / "hub-key.pem").stat().st_mode & 0o777) == "0o600"

@@ -75,7 +75,8 @@ class Venue:
         return payload
 
     def wait_synced(self, within_s: float = 10.0) -> None:
-        wait_until(lambda: self.status()["upstream"]["last_sync"] is not None, within_s)
+        """Until this hub's first full sync is done (`last_sync` may be a previous run's)."""
+        wait_until(lambda: self.status()["upstream"]["synced_since_start"], within_s)
 
     def wait_drained(self, within_s: float = 30.0) -> None:
         wait_until(lambda: self.status()["upstream"]["queue"] == 0, within_s, step_s=0.1)
