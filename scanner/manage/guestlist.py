@@ -12,13 +12,16 @@ import csv
 import hashlib
 import json
 import re
-from array import array
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+
+from scanner.manage.duplicates import Duplicates
 
 #: The columns with a meaning of their own; every other column goes into ``data``.
 PASS_COLUMNS = ("holder_name", "holder_email", "max_uses", "expires_at")
@@ -249,27 +252,29 @@ class GuestList:
     now: datetime | None = None
 
     def __iter__(self) -> Iterator[Row | RowError]:
-        """Each row, checked, or its error.
+        """Each row, checked, or its error (a guest met before names the line it was on).
 
         Raises:
-            CsvFileError: the file cannot be read any more, or is not UTF-8 further on.
+            CsvFileError: the file cannot be read any more, or is not UTF-8 further on;
+                the check for guests listed twice cannot use its temporary database.
         """
         width = len(self.names)
-        seen = _Seen()
-        for line, values in _records(self.path, self.delimiter, skip_header=True):
-            if isinstance(values, csv.Error):
-                yield RowError(line, f"not valid CSV ({values})")
-            elif len(values) > width and any(v.strip() for v in values[width:]):
-                yield RowError(line, f"{len(values)} fields, but the header names {width}")
-            else:
-                mapped = {self.names[i]: v for i, v in enumerate(values[:width]) if self.names[i]}
-                try:
-                    row = parse_row(line, mapped, self.now, key=self.key_name)
-                    seen.check(row)
-                except ValueError as err:
-                    yield RowError(line, str(err))
+        with _duplicates(self.path) as seen:
+            for line, values in _records(self.path, self.delimiter, skip_header=True):
+                if isinstance(values, csv.Error):
+                    yield RowError(line, f"not valid CSV ({values})")
+                elif len(values) > width and any(v.strip() for v in values[width:]):
+                    yield RowError(line, f"{len(values)} fields, but the header names {width}")
                 else:
-                    yield row
+                    names = self.names
+                    mapped = {names[i]: v for i, v in enumerate(values[:width]) if names[i]}
+                    try:
+                        row = parse_row(line, mapped, self.now, key=self.key_name)
+                        _check_once(seen, row, self.path)
+                    except ValueError as err:
+                        yield RowError(line, str(err))
+                    else:
+                        yield row
 
 
 def open_csv(path: Path, *, key: str | None = None, now: datetime | None = None) -> GuestList:
@@ -354,51 +359,34 @@ def _records(
         raise CsvFileError(f"{path}: cannot read ({err.strerror or err})") from err
 
 
-class _Seen:
-    """The identities met so far, as 8-byte digests in a flat open-addressing table.
+@contextmanager
+def _duplicates(path: Path) -> Iterator[Duplicates]:
+    """The check that no guest appears twice, for one reading of the file.
 
-    About 12 to 24 bytes a row (a digest and a row number per slot, at most half full) where
-    a dict of them would take over 100: a million rows' check stays small. Two
-    identities sharing a 64-bit digest (about 1 in 30 million for a million rows)
-    would be taken for one guest, said as such.
+    Raises:
+        CsvFileError: its temporary database cannot be made.
     """
+    try:
+        seen = Duplicates()
+    except (OSError, sqlite3.Error) as err:
+        raise CsvFileError(f"{path}: cannot check for guests listed twice ({err})") from err
+    with seen:
+        yield seen
 
-    def __init__(self) -> None:
-        self._keys = array("Q", bytes(8 * 1024))
-        self._lines = array("I", bytes(4 * 1024))
-        self._count = 0
 
-    def check(self, row: Row) -> None:
-        """Raises ValueError if an earlier row is the same guest."""
-        digest = hashlib.blake2b(row.identity.encode(), digest_size=8).digest()
-        key = int.from_bytes(digest) | 1  # never 0, the empty slot
-        earlier = self._add(key, row.line)
-        if earlier is not None:
-            raise ValueError(f"the same guest as line {earlier} ({_shown_identity(row)})")
+def _check_once(seen: Duplicates, row: Row, path: Path) -> None:
+    """Note the row's guest.
 
-    def _add(self, key: int, line: int) -> int | None:
-        """The line already under ``key``, or None after putting ``line`` there."""
-        mask = len(self._keys) - 1
-        slot = key & mask
-        while self._keys[slot]:
-            if self._keys[slot] == key:
-                return self._lines[slot]
-            slot = (slot + 1) & mask
-        self._keys[slot] = key
-        self._lines[slot] = line
-        self._count += 1
-        if self._count * 2 > len(self._keys):
-            self._grow()
-        return None
-
-    def _grow(self) -> None:
-        keys, lines = self._keys, self._lines
-        self._keys = array("Q", bytes(16 * len(keys)))
-        self._lines = array("I", bytes(8 * len(lines)))
-        self._count = 0
-        for key, line in zip(keys, lines, strict=True):
-            if key:
-                self._add(key, line)
+    Raises:
+        ValueError: an earlier row is the same guest.
+        CsvFileError: the check's temporary database failed (the disk is full...).
+    """
+    try:
+        earlier = seen.earlier(row.identity, row.line)
+    except (OSError, sqlite3.Error) as err:
+        raise CsvFileError(f"{path}: cannot check for guests listed twice ({err})") from err
+    if earlier is not None:
+        raise ValueError(f"the same guest as line {earlier} ({_shown_identity(row)})")
 
 
 def _shown_identity(row: Row) -> str:
