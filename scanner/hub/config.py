@@ -101,10 +101,9 @@ def parse_hub_config(table: Mapping[str, Any], file: Path | None = None) -> HubC
     """
     config: HubConfig = build(HubConfig, table, file, "")
     config = dataclasses.replace(config, source_file=file)
-    if file is None and not config.hub.db.is_absolute():
-        config = dataclasses.replace(
-            config, hub=dataclasses.replace(config.hub, db=config.hub.db.resolve())
-        )
+    if not config.hub.db.is_absolute():  # the default's too: beside the config file
+        db = (file.parent if file is not None else Path.cwd()) / config.hub.db
+        config = dataclasses.replace(config, hub=dataclasses.replace(config.hub, db=db))
     _check(config, file)
     return config
 

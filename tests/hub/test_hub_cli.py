@@ -139,6 +139,7 @@ def test_hub_run_serves_gates_until_sigterm(tmp_path: Path) -> None:
                 f"{base}/api/v1/validate", json={"code": codes["valid"]}, headers=auth, timeout=5
             )
             assert answer.json()["data"]["result"] == "valid"
+            assert (tmp_path / "hub.sqlite3").exists()  # the default db, beside the config
         finally:
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)
