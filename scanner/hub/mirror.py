@@ -124,6 +124,51 @@ def _ensure_template(
     )
 
 
+_UPSERT_PASS = (
+    "INSERT INTO passes (id, code, template_id, holder_name, holder_email, data, status,"
+    " uses_count, max_uses, expires_at, created_at, updated_at, business)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET code = excluded.code,"
+    " template_id = excluded.template_id, holder_name = excluded.holder_name,"
+    " holder_email = excluded.holder_email, data = excluded.data, status = excluded.status,"
+    " uses_count = excluded.uses_count, max_uses = excluded.max_uses,"
+    " expires_at = excluded.expires_at, created_at = excluded.created_at,"
+    " updated_at = excluded.updated_at"
+)
+
+
+def _code_and_status(record: Mapping[str, Any]) -> tuple[str, str]:
+    code = _str(record, "code")
+    if not code.startswith("PASS-") or len(code) > 64:
+        raise MirrorError(f"upstream code is not a pass code: {code[:40]!r}")
+    status = _str(record, "status")
+    if status not in _STATUSES:
+        raise MirrorError(f"upstream status is not one of {sorted(_STATUSES)}: {status!r}")
+    return code.upper(), status
+
+
+def _template_of(
+    conn: sqlite3.Connection,
+    pass_id: str,
+    record: Mapping[str, Any],
+    template: Mapping[str, Any] | None,
+) -> str:
+    """The pass's template id (a validation's answer names it in ``template``), made
+    present in the mirror."""
+    template_id = record.get("template_id")
+    if template_id is None and template is not None:
+        template_id = template.get("id")
+    if not isinstance(template_id, str) or not template_id:
+        existing = conn.execute(
+            "SELECT template_id FROM passes WHERE id = ?", (pass_id,)
+        ).fetchone()
+        if existing is None:
+            raise MirrorError("upstream pass has no template_id")
+        template_id = str(existing[0])
+    _ensure_template(conn, template_id, template or {})
+    return template_id
+
+
 def upsert_pass(
     conn: sqlite3.Connection,
     record: Mapping[str, Any],
@@ -140,27 +185,11 @@ def upsert_pass(
     Raises:
         MirrorError: the record is not a pass this mirror can hold.
     """
-    pass_id, code = _str(record, "id"), _str(record, "code")
-    if not code.startswith("PASS-") or len(code) > 64:
-        raise MirrorError(f"upstream code is not a pass code: {code[:40]!r}")
-    code = code.upper()
-    status = _text(record, "status")
-    if status not in _STATUSES:
-        raise MirrorError(f"upstream status is not one of {sorted(_STATUSES)}: {status!r}")
-    uses = _int(record, "uses_count", 0, nullable=False)
+    pass_id = _str(record, "id")
+    code, status = _code_and_status(record)
+    uses = _int(record, "uses_count", 0, nullable=False) or 0
     max_uses = _int(record, "max_uses", 1, nullable=True)
-    assert uses is not None
-    template_id = record.get("template_id")
-    if template_id is None and template is not None:
-        template_id = template.get("id")
-    if not isinstance(template_id, str) or not template_id:
-        existing = conn.execute(
-            "SELECT template_id FROM passes WHERE id = ?", (pass_id,)
-        ).fetchone()
-        if existing is None:
-            raise MirrorError("upstream pass has no template_id")
-        template_id = existing[0]
-    _ensure_template(conn, template_id, template or {})
+    template_id = _template_of(conn, pass_id, record, template)
     current = conn.execute(
         "SELECT uses_count, data, created_at FROM passes WHERE id = ?", (pass_id,)
     ).fetchone()
@@ -187,18 +216,7 @@ def upsert_pass(
         BUSINESS,
     )
     conn.execute("DELETE FROM passes WHERE code = ? AND id != ?", (code, pass_id))
-    conn.execute(
-        "INSERT INTO passes (id, code, template_id, holder_name, holder_email, data, status,"
-        " uses_count, max_uses, expires_at, created_at, updated_at, business)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET code = excluded.code,"
-        " template_id = excluded.template_id, holder_name = excluded.holder_name,"
-        " holder_email = excluded.holder_email, data = excluded.data, status = excluded.status,"
-        " uses_count = excluded.uses_count, max_uses = excluded.max_uses,"
-        " expires_at = excluded.expires_at, created_at = excluded.created_at,"
-        " updated_at = excluded.updated_at",
-        values,
-    )
+    conn.execute(_UPSERT_PASS, values)
     conn.execute("INSERT OR IGNORE INTO hub_seen (id) VALUES (?)", (pass_id,))
     return pass_id
 

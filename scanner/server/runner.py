@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -218,6 +219,21 @@ class ServerThread:
         self.stop()
 
 
+def _stop_on_signals(server: uvicorn.Server, received: list[int]) -> dict[int, Any]:
+    """SIGINT and SIGTERM stop `server` (noted in `received`); returns the handlers replaced.
+
+    uvicorn re-raises the signal it handled once it has shut down; this handler absorbs
+    it so a requested stop exits 0 instead of dying by it. A signal before uvicorn's own
+    handlers are in place stops it too.
+    """
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        server.should_exit = True
+
+    return {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 def serve_forever(
     db_path: Path,
     *,
@@ -253,24 +269,12 @@ def serve_forever(
         )
     )
     received: list[int] = []
-
-    def note(signum: int, frame: FrameType | None) -> None:
-        # uvicorn re-raises the signal it handled once it has shut down; this
-        # handler absorbs it so a requested stop exits 0 instead of dying by it.
-        # A signal before uvicorn's own handlers are in place stops it too.
-        received.append(signum)
-        server.should_exit = True
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = _stop_on_signals(server, received)
     try:
+        scheme = "https" if ssl_certfile else "http"
         logger.info(
             "%s on %s://%s:%d/api/v1 (database %s, rate limits %s)",
-            name,
-            "https" if ssl_certfile else "http",
-            _url_host(sock),
-            actual_port,
-            db_path,
-            "on" if rate_limit else "off",
+            *(name, scheme, _url_host(sock), actual_port, db_path, "on" if rate_limit else "off"),
         )
         server.run(sockets=[sock])
     except SystemExit as err:
