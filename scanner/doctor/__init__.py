@@ -10,7 +10,8 @@ written (the relay is switched only with ``--relay-click``), the journal is
 proved writable with a throw-away file beside it (opening the live journal
 would settle the running kiosk's scans in flight), and the API is asked one
 harmless ``GET /templates?limit=1`` (twice, to tell the connection set-up from
-the round trip). The API key is never printed: only where it came from.
+the round trip), then, when that went well, ``GET /hub/status`` once: a venue hub
+answers it, PassQR does not. The API key is never printed: only where it came from.
 
 One concept per module:
 
@@ -18,6 +19,9 @@ One concept per module:
   are :mod:`scanner.checks`', re-exported);
 - :mod:`~scanner.doctor.settings`: the config file and the API key;
 - :mod:`~scanner.doctor.api`: the server, the key's acceptance, the rate budget;
+- :mod:`~scanner.doctor.hub`: a venue hub's status (its upstream, queue, conflicts, mirror,
+  gates), read over HTTP;
+- :mod:`~scanner.doctor.tls`: what to do about a certificate the kiosk refused (a hub's own);
 - :mod:`~scanner.doctor.devices`: ports and cameras found, then each source and the relay,
   checked by its kind's ``probe`` (the registries, never a list of kinds here);
 - :mod:`~scanner.doctor.storage`: the journal and the logs;

@@ -3,7 +3,10 @@
 One harmless ``GET /templates?limit=1``, twice, to tell the connection set-up
 from the round trip; a recording transport keeps the last answer, whose
 rate-limit headers the report reads. A failure is put in words by
-:mod:`scanner.explain`, like everywhere else.
+:mod:`scanner.explain`, like everywhere else; a certificate the kiosk refused gets
+:mod:`~scanner.doctor.tls`'s fix (a venue hub's own certificate as ``api.ca_file``).
+When all went well, one ``GET /hub/status`` tells a venue hub from PassQR
+(:mod:`~scanner.doctor.hub`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import httpx
 
 from scanner.api import PassQRClient
 from scanner.config import Config
+from scanner.doctor.hub import check_hub
 from scanner.doctor.report import Check, Status
+from scanner.doctor.tls import certificate_fix
 from scanner.errors import APIError, RateLimitedError, TransportError
 from scanner.explain import describe, explain
 
@@ -160,7 +165,8 @@ def _budget(last: httpx.Response) -> Check:
 
 
 async def check_api(config: Config, key: str) -> list[Check]:
-    """``api server`` (reached, round trip), ``api key accepted`` and ``api rate budget``."""
+    """``api server`` (reached, round trip), ``api key accepted`` and ``api rate budget``;
+    then, when the key was accepted, the hub's lines if ``api.base_url`` is a venue hub."""
     verify = _verify(config)
     if isinstance(verify, Check):
         return [verify]
@@ -171,7 +177,7 @@ async def check_api(config: Config, key: str) -> list[Check]:
                 name="api server",
                 status=Status.FAIL,
                 detail=describe(probe.error),
-                fix=explain(probe.error).fix,
+                fix=await certificate_fix(config, probe.error) or explain(probe.error).fix,
             ),
             Check(name="api key accepted", status=Status.SKIP, detail="the server was not reached"),
         ]
@@ -179,4 +185,6 @@ async def check_api(config: Config, key: str) -> list[Check]:
     checks.append(_key_accepted(probe.error))
     if probe.last is not None:
         checks.append(_budget(probe.last))
+    if probe.error is None:
+        checks += await check_hub(config, key, verify)
     return checks

@@ -2,7 +2,8 @@
 
 Plain text for a person at a Linux console (ASCII, no colours, wrapped, paths and
 commands kept whole so they can be copied), or JSON for provisioning tools. Both
-are redacted once more on the way out, whatever a check put in them.
+are redacted once more on the way out, and their control characters escaped
+(``\\x1b``), whatever a check put in them: a server's words reach the details.
 
 :class:`Check` and :class:`Status` live in the core (:mod:`scanner.checks`), where the
 device kinds' probes make them too; they are re-exported here.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from scanner.checks import Check, Status
 from scanner.errors import redact
+from scanner.payload import printable
 
 __all__ = ["Check", "Status", "format_json", "format_text", "ready", "summary"]
 
@@ -34,6 +36,16 @@ def summary(checks: Sequence[Check]) -> str:
     return f"{head}: {failed} failed, {warned} warning{plural}, {len(checks)} checks"
 
 
+#: Line breaks and tabs are spaces, as wrapping makes them; other controls are escaped.
+_SPACES = str.maketrans(dict.fromkeys("\t\n\v\f\r", " "))
+
+
+def _shown(text: str) -> str:
+    """Redacted, and no control character left to drive the terminal (escaped, not cut)."""
+    clean = redact(text).translate(_SPACES)
+    return printable(clean, len(clean))
+
+
 def _wrap(text: str, width: int) -> list[str]:
     # Paths and commands stay whole: a console user copies them.
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
@@ -46,11 +58,11 @@ def format_text(checks: Sequence[Check], config_path: Path, width: int = 100) ->
     text_w = max(width - len(indent), 30)
     lines = [f"passqr-scanner doctor: {config_path}", ""]
     for check in checks:
-        wrapped = _wrap(redact(check.detail), text_w) or [""]
+        wrapped = _wrap(_shown(check.detail), text_w) or [""]
         lines.append(f"{check.status.value:<6}{check.name:<{name_w}}{wrapped[0]}")
         lines += [indent + rest for rest in wrapped[1:]]
         if check.fix and check.status in (Status.FAIL, Status.WARN):
-            fix = _wrap("fix: " + redact(check.fix), text_w)
+            fix = _wrap("fix: " + _shown(check.fix), text_w)
             lines += [indent + part for part in fix]
     lines += ["", summary(checks)]
     return "\n".join(lines) + "\n"
@@ -66,8 +78,8 @@ def format_json(checks: Sequence[Check], config_path: Path) -> str:
             {
                 "name": c.name,
                 "status": c.status.value,
-                "detail": redact(c.detail),
-                "fix": redact(c.fix),
+                "detail": _shown(c.detail),
+                "fix": _shown(c.fix),
             }
             for c in checks
         ],

@@ -411,3 +411,11 @@ async def test_a_camera_is_opened_and_shows_a_frame(gate: Gate) -> None:
     camera = checks["source 1 (camera)"]
     assert camera.status is Status.OK, camera
     assert "a 64x48 frame" in camera.detail
+
+
+def test_the_report_escapes_control_characters_whoever_made_the_check() -> None:
+    check = Check(name="api server", status=Status.FAIL, detail="a\x1b[2Jb\tc\nd", fix="\x07")
+    text = format_text([check], Path("gate.toml"))
+    assert "a\\x1b[2Jb c d" in text and "fix: \\x07" in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert json.loads(format_json([check], Path("gate.toml")))["checks"][0]["fix"] == "\\x07"
