@@ -1,7 +1,8 @@
 """The hub's promises across crashes: `kill -9` of the hub process with admissions queued
 loses none and sends none twice; an admission whose upstream answer was never recorded
 is sent again under its key and counted once; the budget spent before a restart still
-counts after it."""
+counts after it; a sync that reads a pass while its admission is in flight counts that
+admission twice, and the next sync or fresh answer counts it once again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from scanner.hub.upstream import margin, reserve
+from scanner.hub.upstream import WINDOW_SLACK_S, margin, reserve
 from scanner.server.ratelimit import RateLimits
 from tests.support.venue import Venue, venue, wait_until
 
@@ -183,3 +185,89 @@ def test_an_admission_sent_but_never_settled_is_sent_again_and_counted_once(
             (passes[1]["id"], "sent", 2),
             (passes[2]["id"], "sent", 1),
         ]
+
+
+def _restart_with_a_fresh_sync(place: Venue, *, validations_spent_for_s: float = 0.0) -> None:
+    """Stop the hub; start it again and wait for its first sync. With
+    ``validations_spent_for_s``, its validate budget is spent for that long from now."""
+    place.stop_hub()
+    if validations_spent_for_s:
+        up = place.config.upstream
+        spent_at = time.time() - (up.window_s + WINDOW_SLACK_S - validations_spent_for_s)
+        with closing(sqlite3.connect(place.config.hub.db)) as conn, conn:
+            conn.executemany(
+                "INSERT INTO hub_budget (kind, at) VALUES ('validate', ?)",
+                [(spent_at,)] * up.validate_per_min,
+            )
+    place.start_hub()
+    place.wait_synced()
+
+
+def _at_the_hub(place: Venue, pass_id: str) -> tuple[str, int]:
+    record = place.gate("north-1").get(f"/passes/{pass_id}").json()["data"]
+    return record["status"], record["uses_count"]
+
+
+def _admit(place: Venue, code: str) -> None:
+    answer = place.gate("north-1").post("/validate", json={"code": code})
+    assert answer.json()["data"]["result"] == "valid", answer.text
+
+
+def _counted_twice_after_a_crash(
+    place: Venue, max_uses: int, *, used_elsewhere: int = 0
+) -> dict[str, Any]:
+    """A pass admitted once, whose admission the hub's next sync counts twice.
+
+    A crash came after the send, before the answer was recorded: the admission is queued
+    again. The restarted hub's sync reads the pass (counted once at PassQR, and
+    ``used_elsewhere`` times more by PassQR's other scanners meanwhile) while the
+    admission is still queued (the validate budget spent for 10 s): both hold it.
+    """
+    [season] = place.seed(1, max_uses=max_uses)
+    place.start_hub()
+    place.wait_synced()
+    _admit(place, season["code"])
+    place.wait_drained()
+    with closing(sqlite3.connect(place.config.hub.db)) as conn, conn:
+        conn.execute("UPDATE hub_outbox SET state = 'queued', done_at = NULL")
+    elsewhere = place.upstream_api()
+    for _ in range(used_elsewhere):
+        assert elsewhere.post("/validate", json={"code": season["code"]}).status_code == 200
+    _restart_with_a_fresh_sync(place, validations_spent_for_s=10.0)
+    assert place.status()["upstream"]["queue"] == 1
+    assert _at_the_hub(place, season["id"])[1] == 2 + used_elsewhere  # one counted twice
+    place.wait_drained(within_s=60)  # sent again, answered by PassQR's replay
+    assert place.upstream_uses(season["id"]) == 1 + used_elsewhere
+    return season
+
+
+def test_the_next_sync_counts_once_an_admission_a_sync_counted_twice(tmp_path: Path) -> None:
+    with venue(tmp_path, start_hub=False) as place:
+        season = _counted_twice_after_a_crash(place, max_uses=2)
+        _restart_with_a_fresh_sync(place)
+        assert _at_the_hub(place, season["id"]) == ("active", 1)  # as at PassQR
+        _admit(place, season["code"])  # its second use
+        place.wait_drained()
+        assert place.upstream_uses(season["id"]) == 2
+        assert place.status()["upstream"]["conflicts"] == 0
+
+
+def test_the_next_answer_counts_once_an_admission_a_sync_counted_twice(tmp_path: Path) -> None:
+    with venue(tmp_path, start_hub=False) as place:
+        season = _counted_twice_after_a_crash(place, max_uses=3)
+        _admit(place, season["code"])  # the second use: the hub believes it the last
+        place.wait_drained()
+        assert _at_the_hub(place, season["id"]) == ("active", 2)  # PassQR's answer: 2 of 3
+        _admit(place, season["code"])  # the third
+        place.wait_drained()
+        assert place.upstream_uses(season["id"]) == 3
+        assert place.status()["upstream"]["conflicts"] == 0
+
+
+def test_a_replayed_answer_never_lowers_the_count(tmp_path: Path) -> None:
+    # PassQR's replay is its answer of the first send: one use, not the two it has now.
+    with venue(tmp_path, start_hub=False) as place:
+        season = _counted_twice_after_a_crash(place, max_uses=3, used_elsewhere=1)
+        assert _at_the_hub(place, season["id"]) == ("used", 3)  # one too many, never too few
+        _restart_with_a_fresh_sync(place)
+        assert _at_the_hub(place, season["id"]) == ("active", 2)
