@@ -22,3 +22,18 @@ def test_the_latency_benchmark_runs_end_to_end() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scan -> relay ON (ms)" in result.stdout
+
+
+def test_the_hub_benchmark_runs_end_to_end() -> None:
+    # A few passes: their admissions fit in the first window's budget, so no wait.
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_hub.py", "--passes", "6", "--multi", "2"]
+        + ["--gates", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hub, scan -> answer (ms)" in result.stdout
+    assert "\nPASS: 4 gates, 24 scans, 10 admissions" in result.stdout

@@ -7,8 +7,12 @@ is trusted to be PassQR but not to be well-formed: a record of the wrong shape i
 
 Uses the upstream has not counted yet: the upstream's `uses_count` of a pass read
 at time `t` lacks the hub's admissions still queued, and those sent after `t`. The
-mirror keeps the larger of its own count and the upstream's plus those, so a sync
-never hands a used-up pass a second admission.
+upstream's count plus those is never below the true count, so a sync never hands a
+used-up pass a second admission; it may be above it (an admission in flight while the
+page was read is counted in both). So a full sync's page and the fresh answer to a
+forwarded admission (``recount``) set the count to that sum, which brings back down
+what an earlier read counted twice; any other record keeps the larger of it and the
+mirror's count.
 """
 
 from __future__ import annotations
@@ -175,6 +179,7 @@ def upsert_pass(
     *,
     read_at: float,
     template: Mapping[str, Any] | None = None,
+    recount: bool = False,
 ) -> str:
     """A pass as the upstream answered it at ``read_at`` (wall clock); returns its id.
 
@@ -193,7 +198,9 @@ def upsert_pass(
     current = conn.execute(
         "SELECT uses_count, data, created_at FROM passes WHERE id = ?", (pass_id,)
     ).fetchone()
-    counted = max(current[0] if current else 0, uses + tables.pending_for(conn, pass_id, read_at))
+    counted = uses + tables.pending_for(conn, pass_id, read_at)
+    if not recount:
+        counted = max(current[0] if current else 0, counted)
     if status == "active" and max_uses is not None and counted >= max_uses:
         status = "used"
     partial = "data" not in record

@@ -188,7 +188,8 @@ def _apply_passes(conn: sqlite3.Connection, page: tuple[list[Any], float]) -> No
     items, read_at = page
     for record in items:
         try:
-            mirror.upsert_pass(conn, record if isinstance(record, dict) else {}, read_at=read_at)
+            record = record if isinstance(record, dict) else {}
+            mirror.upsert_pass(conn, record, read_at=read_at, recount=True)
         except mirror.MirrorError as err:
             logger.warning("Pass skipped: %s", err)
 
@@ -212,7 +213,9 @@ def _settle(conn: sqlite3.Connection, admission: tables.Admission, reply: Reply)
             )
             logger.warning("Conflict: %s admitted here, PassQR says %s", admission.code, result)
         # Settled first: the upstream's count now holds this admission, not "pending" any more.
-        _mirror_answer(conn, data, admission.code)
+        # A replayed answer is the count when the upstream first decided: maybe stale.
+        fresh = not reply.headers.get("idempotent-replayed")
+        _mirror_answer(conn, data, admission.code, recount=fresh)
         return
     message = _error_message(reply.payload) or f"PassQR answered HTTP {reply.status}"
     tables.settle(
@@ -225,8 +228,11 @@ def _settle(conn: sqlite3.Connection, admission: tables.Admission, reply: Reply)
     logger.warning("Conflict: %s admitted here, PassQR refused it: %s", admission.code, message)
 
 
-def _mirror_answer(conn: sqlite3.Connection, data: dict[str, Any], code: str) -> None:
-    """What a validation's answer says of its pass (revoked, used up...) into the mirror."""
+def _mirror_answer(
+    conn: sqlite3.Connection, data: dict[str, Any], code: str, *, recount: bool
+) -> None:
+    """What a validation's answer says of its pass (revoked, used up...) into the mirror;
+    a fresh answer's count is the upstream's now (see `mirror.upsert_pass`)."""
     record, template = data.get("pass"), data.get("template")
     if not isinstance(record, dict):
         return
@@ -236,6 +242,7 @@ def _mirror_answer(conn: sqlite3.Connection, data: dict[str, Any], code: str) ->
             record,
             read_at=math.inf,
             template=template if isinstance(template, dict) else None,
+            recount=recount,
         )
     except mirror.MirrorError as err:
         logger.warning("Pass of admission %s not mirrored: %s", code, err)

@@ -1,22 +1,38 @@
 """A venue on loopback for the hub's tests: the local server as PassQR upstream, a hub
-in front of it, and keys for gates and staff. Real HTTP everywhere."""
+in front of it, and keys for gates and staff. Real HTTP everywhere; every request that
+reaches the upstream is logged (``Venue.upstream_log``), those its limits refuse too."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scanner.hub.app import create_hub_app
 from scanner.hub.config import HubConfig, parse_hub_config
 from scanner.hub.tables import create_hub_key
-from scanner.server import ServerThread, create_key
+from scanner.server import ServerThread, create_app, create_key
 from scanner.server.ratelimit import RateLimits
+from scanner.server.store import DEFAULT_BUSINESS, Store
+
+_TEMPLATE: dict[str, Any] = {
+    "name": "Venue",
+    "type": "event",
+    "description": None,
+    "color": None,
+    "logo_url": None,
+    "fields": [],
+    "settings": {},
+    "max_uses": None,
+}
 
 
 def wait_until(condition: Callable[[], bool], within_s: float = 10.0, step_s: float = 0.02) -> None:
@@ -28,6 +44,49 @@ def wait_until(condition: Callable[[], bool], within_s: float = 10.0, step_s: fl
         time.sleep(step_s)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """One request as the upstream saw it: when it arrived (``time.monotonic()``, the
+    clock of the upstream's rate limiter), what it was and what it was answered."""
+
+    at: float
+    method: str
+    path: str
+    status: int
+
+
+class RequestLog:
+    """ASGI middleware outside the upstream's rate limiter: logs every HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.arrivals: list[Arrival] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        at = time.monotonic()
+        status = [0]
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            self.arrivals.append(Arrival(at, scope["method"], scope["path"], status[0]))
+
+    def of(self, method: str, path: str, since: float = 0.0) -> list[Arrival]:
+        """The requests of ``method`` to ``path`` (under /api/v1) that arrived after ``since``."""
+        full = f"/api/v1{path}"
+        return [
+            a for a in list(self.arrivals) if (a.method, a.path) == (method, full) and a.at > since
+        ]
+
+
 @dataclass
 class Venue:
     """An upstream server and a hub; ``gates`` maps a gate's name to its hub key."""
@@ -35,6 +94,7 @@ class Venue:
     root: Path
     upstream: ServerThread
     upstream_key: str
+    upstream_log: RequestLog
     config: HubConfig
     gates: dict[str, str]
     staff_key: str
@@ -102,6 +162,47 @@ class Venue:
         created: dict[str, Any] = answer.json()["data"]
         return created
 
+    def seed(self, count: int, *, max_uses: int | None = 1) -> list[dict[str, Any]]:
+        """Passes written straight into PassQR's database: no request, so none of the
+        upstream's per-IP budget (which the hub shares on loopback) is spent."""
+
+        def make(store: Store) -> tuple[int, Any]:
+            template = store.create_template(_TEMPLATE, DEFAULT_BUSINESS)
+            made = [
+                store.create_pass(
+                    business=DEFAULT_BUSINESS,
+                    template_id=template["id"],
+                    holder_name=f"Guest {i}",
+                    holder_email=None,
+                    expires_at=None,
+                    data={},
+                    max_uses=max_uses,
+                )
+                for i in range(count)
+            ]
+            return 200, made
+
+        store = Store.open(self.upstream.db_path)
+        try:
+            answer = store.execute(make, None)
+        finally:
+            store.close()
+        passes: list[dict[str, Any]] = json.loads(answer.body)
+        return passes
+
+    def upstream_uses(self, pass_id: str) -> int:
+        """The pass's uses_count in PassQR's database (no request, no budget spent)."""
+        with closing(sqlite3.connect(self.upstream.db_path)) as conn:
+            row = conn.execute("SELECT uses_count FROM passes WHERE id = ?", (pass_id,)).fetchone()
+        assert row is not None, pass_id
+        return int(row[0])
+
+    def upstream_scans(self) -> list[tuple[str | None, str]]:
+        """PassQR's scan log: (pass id, result) of every validation it decided."""
+        with closing(sqlite3.connect(self.upstream.db_path)) as conn:
+            rows = conn.execute("SELECT pass_id, result FROM scans ORDER BY id").fetchall()
+        return [(row[0], row[1]) for row in rows]
+
     def new_template(self) -> str:
         with httpx.Client(
             base_url=self.upstream.base_url,
@@ -137,7 +238,8 @@ def venue(
             "window_s": limits.window,
         }
     settings.update(upstream)
-    with ServerThread(up_db, rate_limit=limits is not None, limits=limits) as server:
+    log = RequestLog(create_app(up_db, rate_limit=limits is not None, limits=limits))
+    with ServerThread(up_db, app=log) as server:
         table = {
             "upstream": {"base_url": server.base_url, **settings},
             "hub": {"db": str(root / "hub.sqlite3")},  # served on a free port
@@ -145,7 +247,7 @@ def venue(
         config = parse_hub_config(table)
         gates = {name: create_hub_key(config.hub.db, name=name, role="gate") for name in gate_names}
         staff = create_hub_key(config.hub.db, name="office", role="staff")
-        place = Venue(root, server, up_key, config, gates, staff)
+        place = Venue(root, server, up_key, log, config, gates, staff)
         if prepare is not None:
             prepare(place)
         try:
