@@ -275,34 +275,28 @@ class HubService(PassQRService):
         parse_query(request.scope["query_string"], ())
         idem = idempotency_key(request.headers.get("idempotency-key"))
         raw = await read_body(request)
-        code: str | None = None
-        try:
-            given = read(VALIDATE_FIELDS, parse_object(raw, names(VALIDATE_FIELDS)), creating=True)
-            code = normalise_code(given["code"])
-        except ApiError:
-            pass  # answered by _post_raw below, with its idempotency checks
-        if code is not None and not await self._known(code):
-            return await self._validate_upstream(request, api_key, idem, raw, code)
         upstream_key = idem or str(uuid.uuid4())
-        response = await self._post_raw(
-            request,
-            api_key,
-            idem,
-            raw,
-            names(VALIDATE_FIELDS),
-            lambda body: _decide_here(body, api_key, upstream_key),
-        )
+        try:
+            response = await self._post_raw(
+                request,
+                api_key,
+                idem,
+                raw,
+                names(VALIDATE_FIELDS),
+                lambda body: _decide_here(body, api_key, upstream_key, self._recently_unknown),
+            )
+        except NotInMirror as unknown:
+            return await self._validate_upstream(request, api_key, idem, raw, unknown.code)
         self.workers.queued.set()
         return response
 
-    async def _known(self, code: str) -> bool:
-        """Whether the mirror has the code, or the upstream said lately that it does not."""
+    def _recently_unknown(self, code: str) -> bool:
+        """Whether the upstream said lately that it does not know the code either.
+
+        Read on the database's writer thread: a dict lookup, safe beside the loop's writes.
+        """
         expiry = self._not_found.get(code)
-        if expiry is not None:
-            if expiry > time.monotonic():
-                return True
-            del self._not_found[code]
-        return bool(await self.db.read(lambda store: mirror.knows_code(store.connection, code)))
+        return expiry is not None and expiry > time.monotonic()
 
     async def _validate_upstream(
         self, request: Request, api_key: ApiKey, idem: str | None, raw: bytes, code: str
@@ -326,7 +320,7 @@ class HubService(PassQRService):
             raise ApiError(502, f"PassQR's answer for this code could not be read ({reply.status})")
         if result == "not_found":
             if len(self._not_found) > _NOT_FOUND_MAX:
-                self._not_found.clear()
+                self._not_found = {}
             self._not_found[code] = time.monotonic() + NOT_FOUND_TTL_S
         given = json.loads(raw)["code"]
         operation = _record_upstream(data, given, code, api_key, upstream_key)
@@ -368,16 +362,35 @@ def _unavailable(err: UpstreamError, what: str) -> ApiError:
     )
 
 
-def _decide_here(body: dict[str, Any], api_key: ApiKey, upstream_key: str) -> Operation:
-    """The mirror's decision; an admission is queued for the upstream in the same transaction."""
+class NotInMirror(Exception):
+    """A well-formed code the mirror does not hold: the upstream is asked (nothing written)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _decide_here(
+    body: dict[str, Any],
+    api_key: ApiKey,
+    upstream_key: str,
+    recently_unknown: Callable[[str], bool],
+) -> Operation:
+    """The mirror's decision; an admission is queued for the upstream in the same transaction.
+
+    A code the mirror lacks (and the upstream did not lately say it lacks too) rolls the
+    transaction back with :class:`NotInMirror`: the upstream decides it.
+    """
     given: str = read(VALIDATE_FIELDS, body, creating=True)["code"]
     code = normalise_code(given)
 
     def decide(store: Store) -> tuple[int, Any]:
+        conn = store.connection
+        if code is not None and not mirror.knows_code(conn, code) and not recently_unknown(code):
+            raise NotInMirror(code)
         answer = store.validate(code, given, api_key.id, api_key.business)
         data = answer["data"]
         if data["result"] == "valid" and code is not None:
-            conn = store.connection
             key = upstream_key if not tables.key_taken(conn, upstream_key) else str(uuid.uuid4())
             tables.enqueue(
                 conn,
