@@ -27,9 +27,10 @@ def refuse_non_file(path: Path) -> None:
         raise ConfigError(f"journal.path {path}: not a regular file")
 
 
-def lock_exclusively(path: Path) -> int:
+def lock_exclusively(path: Path, busy: str | None = None) -> int:
     """An exclusive lock beside the journal for the kiosk's lifetime: a second kiosk on
-    the same journal would settle the first one's live scans as interrupted.
+    the same journal would settle the first one's live scans as interrupted. (The hub
+    takes one beside its database the same way; ``busy`` is then its message.)
 
     Raises:
         ConfigError: another process holds it.
@@ -41,7 +42,7 @@ def lock_exclusively(path: Path) -> int:
     except OSError as err:
         os.close(fd)
         raise ConfigError(
-            f"journal.path {path}: in use by another running kiosk (one journal per kiosk)"
+            busy or f"journal.path {path}: in use by another running kiosk (one journal per kiosk)"
         ) from err
     return fd
 

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import logging
 import math
@@ -62,6 +64,8 @@ logger = logging.getLogger(__name__)
 #: when the mirror does not know the code (the kiosk's own timeout is longer).
 LIVE_WAIT_S = 1.0
 LIVE_TIMEOUT_S = 3.0
+#: How long an unanswered ask's key is reused for the same code (a rescan after a timeout).
+IN_DOUBT_TTL_S = 600.0
 #: A code the upstream said it does not know is not asked again for this long.
 NOT_FOUND_TTL_S = 60.0
 _NOT_FOUND_MAX = 10_000
@@ -82,6 +86,11 @@ class HubService(PassQRService):
         self._roles: dict[str, tuple[str, float]] = {}
         self.last_seen: dict[str, float] = {}
         self._not_found: dict[str, float] = {}
+        self._asking: dict[str, asyncio.Future[None]] = {}
+        self._in_doubt: dict[str, tuple[str, float]] = {}
+        self._asked: dict[str, collections.deque[float]] = {}
+        #: Upstream asks for unknown codes one gate may make per window.
+        self.unknown_per_gate = max(5, config.upstream.validate_per_min // 4)
         self.started_at = now_timestamp()
 
     @property
@@ -220,7 +229,11 @@ class HubService(PassQRService):
         pass_id = uuid_value(request.path_params["pass_id"], "pass id")
         try:
             reply = await self.upstream.send(
-                "GET", f"/passes/{pass_id}", live=True, max_wait_s=LIVE_WAIT_S
+                "GET",
+                f"/passes/{pass_id}",
+                live=True,
+                max_wait_s=LIVE_WAIT_S,
+                deadline_s=LIVE_TIMEOUT_S,
             )
         except UpstreamError:
             raise not_here from None
@@ -275,20 +288,69 @@ class HubService(PassQRService):
         parse_query(request.scope["query_string"], ())
         idem = idempotency_key(request.headers.get("idempotency-key"))
         raw = await read_body(request)
-        upstream_key = idem or str(uuid.uuid4())
         try:
-            response = await self._post_raw(
-                request,
-                api_key,
-                idem,
-                raw,
-                names(VALIDATE_FIELDS),
-                lambda body: _decide_here(body, api_key, upstream_key, self._recently_unknown),
-            )
+            return await self._decide(request, api_key, idem, raw)
         except NotInMirror as unknown:
-            return await self._validate_upstream(request, api_key, idem, raw, unknown.code)
+            code = unknown.code
+        asking = self._asking.get(code)
+        if asking is not None:
+            # Another gate is asking PassQR about this code now: one ask, then the mirror.
+            await asyncio.wait([asking])
+            try:
+                return await self._decide(request, api_key, idem, raw)
+            except NotInMirror:
+                raise ApiError(
+                    503,
+                    "This code is not in the venue's copy yet, and PassQR could not be asked; "
+                    "retry",
+                    headers={"Retry-After": "2"},
+                ) from None
+        self._check_allowance(api_key.name)
+        done = asyncio.get_running_loop().create_future()
+        self._asking[code] = done
+        try:
+            return await self._validate_upstream(request, api_key, idem, raw, code)
+        finally:
+            del self._asking[code]
+            done.set_result(None)
+
+    async def _decide(
+        self, request: Request, api_key: ApiKey, idem: str | None, raw: bytes
+    ) -> Response:
+        """The mirror's decision (raises :class:`NotInMirror` for a code it lacks)."""
+        upstream_key = idem or str(uuid.uuid4())
+        response = await self._post_raw(
+            request,
+            api_key,
+            idem,
+            raw,
+            names(VALIDATE_FIELDS),
+            lambda body: _decide_here(body, api_key, upstream_key, self._recently_unknown),
+        )
         self.workers.queued.set()
         return response
+
+    def _check_allowance(self, gate: str) -> None:
+        """At most `unknown_per_gate` upstream asks for unknown codes per window per gate:
+        one gate (or someone showing it random codes) cannot spend the venue's live budget.
+
+        Raises:
+            ApiError: 429 with Retry-After, this gate has asked its share.
+        """
+        now = time.monotonic()
+        window = self.config.upstream.window_s
+        asked = self._asked.setdefault(gate, collections.deque())
+        while asked and asked[0] <= now - window:
+            asked.popleft()
+        if len(asked) >= self.unknown_per_gate:
+            retry = max(1, math.ceil(asked[0] + window - now))
+            raise ApiError(
+                429,
+                f"This gate asked PassQR about {len(asked)} codes the venue's copy lacks in "
+                f"{window:g} s, its share; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        asked.append(now)
 
     def _recently_unknown(self, code: str) -> bool:
         """Whether the upstream said lately that it does not know the code either.
@@ -301,8 +363,17 @@ class HubService(PassQRService):
     async def _validate_upstream(
         self, request: Request, api_key: ApiKey, idem: str | None, raw: bytes, code: str
     ) -> Response:
-        """A code the mirror does not know (a pass made minutes ago): PassQR decides."""
-        upstream_key = idem or str(uuid.uuid4())
+        """A code the mirror does not know (a pass made minutes ago): PassQR decides.
+
+        An ask that got no answer may still have counted a use upstream; the next ask for
+        the same code (a rescan, at any gate) goes under the same key, so PassQR answers
+        it with what it decided then instead of `used`.
+        """
+        doubt = self._in_doubt.get(code)
+        if doubt is not None and doubt[1] > time.monotonic():
+            upstream_key = doubt[0]
+        else:
+            upstream_key = idem or str(uuid.uuid4())
         try:
             reply = await self.upstream.send(
                 "POST",
@@ -311,9 +382,15 @@ class HubService(PassQRService):
                 max_wait_s=LIVE_WAIT_S,
                 body=json.dumps({"code": code}).encode(),
                 idem_key=upstream_key,
+                deadline_s=LIVE_TIMEOUT_S,
             )
         except UpstreamError as err:
+            if err.reason in ("unreachable", "bad_answer"):
+                if len(self._in_doubt) > _NOT_FOUND_MAX:
+                    self._in_doubt = {}
+                self._in_doubt[code] = (upstream_key, time.monotonic() + IN_DOUBT_TTL_S)
             raise _unavailable(err, "This code is not in the venue's copy yet") from None
+        self._in_doubt.pop(code, None)
         data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
         result = data.get("result") if isinstance(data, dict) else None
         if reply.status != 200 or not isinstance(data, dict) or result not in RESULTS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -138,18 +139,31 @@ def tls_files(config: HubConfig) -> TlsFiles | None:
 
 def serve(config: HubConfig, key: str) -> int:
     from scanner.hub.app import create_hub_app
+    from scanner.journal_files import lock_exclusively
     from scanner.server.runner import serve_forever
+    from scanner.server.store import Store
 
+    db = config.hub.db
+    Store.open(db).close()  # its directory, made private, for the lock beside it
+    try:
+        lock = lock_exclusively(
+            db, f"hub.db {db}: in use by another running hub (one hub per database)"
+        )
+    except ConfigError as err:
+        return _fail(str(err), exitcodes.FAILED)
     files = tls_files(config)
-    return serve_forever(
-        config.hub.db,
-        host=config.host,
-        port=config.port,
-        app=create_hub_app(config, key),
-        ssl_certfile=files.cert if files else None,
-        ssl_keyfile=files.key if files else None,
-        name="PassQR venue hub",
-    )
+    try:
+        return serve_forever(
+            config.hub.db,
+            host=config.host,
+            port=config.port,
+            app=create_hub_app(config, key),
+            ssl_certfile=files.cert if files else None,
+            ssl_keyfile=files.key if files else None,
+            name="PassQR venue hub",
+        )
+    finally:
+        os.close(lock)
 
 
 def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -34,7 +34,6 @@ WINDOW_SLACK_S = 2.0
 #: Bytes of an upstream answer read at most (a page of 100 passes is far less).
 MAX_ANSWER_BYTES = 4 << 20
 _DEFAULT_RETRY_AFTER_S = 5.0
-_MAX_RETRY_AFTER_S = 3600.0
 
 #: Runs a function of the writer's connection on the database's writer thread.
 RunWrite = Callable[[Callable[..., Any]], Awaitable[Any]]
@@ -152,14 +151,16 @@ def kind_of(method: str, path: str) -> str:
     return "validate" if path == "/validate" else "write"
 
 
-def _retry_after(value: str | None) -> float:
+def _retry_after(value: str | None, window_s: float) -> float:
+    """A 429's wait: at least a second, at most the upstream's window (its limits are per
+    window, so a longer wait is a broken header, not a reason to stop for an hour)."""
     try:
         seconds = float(value) if value is not None else _DEFAULT_RETRY_AFTER_S
     except ValueError:
         seconds = _DEFAULT_RETRY_AFTER_S
     if not math.isfinite(seconds) or seconds < 0:
         seconds = _DEFAULT_RETRY_AFTER_S
-    return min(seconds, _MAX_RETRY_AFTER_S)
+    return max(1.0, min(seconds, window_s))
 
 
 class Upstream:
@@ -175,6 +176,8 @@ class Upstream:
     ) -> None:
         self.base_url = config.base_url.rstrip("/")
         self.budget = budget
+        self.timeout_s = config.timeout_s
+        self._window_s = config.window_s
         self.state = "starting"
         self.last_error: str | None = None
         self._http = httpx.AsyncClient(
@@ -190,7 +193,8 @@ class Upstream:
     async def close(self) -> None:
         await self._http.aclose()
 
-    def _fault(self, state: str, message: str) -> None:
+    def fault(self, state: str, message: str) -> None:
+        """Note why the upstream cannot be used now (logged once per change)."""
         if self.state != state or self.last_error != message:
             logger.warning("Upstream %s: %s", state.replace("_", " "), message)
         self.state, self.last_error = state, message
@@ -205,8 +209,10 @@ class Upstream:
         body: bytes | None = None,
         query: Mapping[str, str] | None = None,
         idem_key: str | None = None,
+        deadline_s: float | None = None,
     ) -> Reply:
-        """One request to `base_url + path`, once the budget allows it.
+        """One request to `base_url + path`, once the budget allows it, answered in full
+        within `deadline_s` (`timeout_s` by default) however slowly its bytes come.
 
         Raises:
             UpstreamError: no budget within `max_wait_s`, the upstream unreachable,
@@ -220,38 +226,44 @@ class Upstream:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if idem_key is not None:
             headers["Idempotency-Key"] = idem_key
+        deadline = self.timeout_s if deadline_s is None else min(deadline_s, self.timeout_s)
+        request = self._http.build_request(
+            method, path, content=body, params=query, headers=headers
+        )
         try:
-            request = self._http.build_request(
-                method, path, content=body, params=query, headers=headers
-            )
-            response = await self._http.send(request, stream=True)
-            try:
-                raw = await _bounded(response)
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(deadline):
+                response = await self._http.send(request, stream=True)
+                try:
+                    raw = await _bounded(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            message = f"no complete answer within {deadline:g} s"
+            self.fault("unreachable", message)
+            raise UpstreamError("unreachable", message) from None
         except (httpx.HTTPError, OSError) as err:
             message = f"{type(err).__name__}: {err}"[:300]
-            self._fault("unreachable", message)
+            self.fault("unreachable", message)
             raise UpstreamError("unreachable", message) from None
         return self._reply(kind, response, raw)
 
     def _reply(self, kind: str, response: httpx.Response, raw: bytes) -> Reply:
         status = response.status_code
         if status == 429:
-            seconds = _retry_after(response.headers.get("retry-after"))
+            seconds = _retry_after(response.headers.get("retry-after"), self._window_s)
             self.budget.pause(kind, seconds)
-            self._fault("rate_limited", f"429 on {kind}; waiting {seconds:g} s")
+            self.fault("rate_limited", f"429 on {kind}; waiting {seconds:g} s")
             raise UpstreamError("rate_limited", "the upstream is rate limiting", seconds)
         if status in (401, 403):
-            self._fault("unauthorized", f"{status}: the upstream refuses the hub's PassQR key")
+            self.fault("unauthorized", f"{status}: the upstream refuses the hub's PassQR key")
             raise UpstreamError("unauthorized", "the upstream refuses the hub's PassQR key")
         if status >= 500:
-            self._fault("unreachable", f"the upstream answered {status}")
+            self.fault("unreachable", f"the upstream answered {status}")
             raise UpstreamError("unreachable", f"the upstream answered {status}")
         try:
             payload = json.loads(raw)
         except (ValueError, RecursionError):
-            self._fault("bad_answer", f"a {status} answer that is not JSON")
+            self.fault("bad_answer", f"a {status} answer that is not JSON")
             raise UpstreamError("bad_answer", "the upstream answered something not JSON") from None
         self.state, self.last_error = "ok", None
         return Reply(status, raw, payload, response.headers)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from scanner.hub import mirror, tables
 from scanner.hub.upstream import Reply, Upstream, UpstreamError
 from scanner.server.database import Database
+from scanner.server.fields import RESULTS
 from scanner.server.store.connection import immediate
 from scanner.server.validation import now_timestamp
 
@@ -111,6 +112,10 @@ class HubWorkers:
             body=json.dumps({"code": admission.code}).encode(),
             idem_key=admission.idem_key,
         )
+        problem = unsettled(reply)
+        if problem is not None:
+            self.upstream.fault("bad_answer", problem)
+            raise UpstreamError("bad_answer", problem)
         await self.write(_settle, admission, reply)
         return True
 
@@ -192,6 +197,24 @@ def _apply_passes(conn: sqlite3.Connection, page: tuple[list[Any], float]) -> No
             mirror.upsert_pass(conn, record, read_at=read_at, recount=True)
         except mirror.MirrorError as err:
             logger.warning("Pass skipped: %s", err)
+
+
+#: Refusals of the request itself: sending it again under the same key changes nothing.
+_FINAL_REFUSALS = frozenset({400, 422})
+
+
+def unsettled(reply: Reply) -> str | None:
+    """Why an answer to a forwarded admission settles nothing (it is sent again, under the
+    same key), or None: a decision PassQR gave (any result it names), or a refusal of the
+    request itself (400, 422). A 409 "in progress", a 404 of a missing route, an answer
+    without a known result are the upstream's trouble, not the admission's."""
+    if reply.status in _FINAL_REFUSALS:
+        return None
+    data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
+    result = data.get("result") if isinstance(data, dict) else None
+    if reply.status == 200 and result in RESULTS:
+        return None
+    return f"an answer to a forwarded admission that decides nothing (HTTP {reply.status})"
 
 
 def _settle(conn: sqlite3.Connection, admission: tables.Admission, reply: Reply) -> None:

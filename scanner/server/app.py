@@ -43,6 +43,7 @@ from scanner.server.errors import (
     ApiError,
     ConflictError,
     DatabaseBusyError,
+    DatabaseFullError,
     NotFoundError,
     QuotaError,
     StoreError,
@@ -79,6 +80,8 @@ JSON = "application/json"
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="passqr"'}
 #: Seconds a client is told to wait after the database was busy (503).
 _BUSY_RETRY_AFTER = 1
+#: Seconds a client is told to wait after the disk was full (503).
+_FULL_RETRY_AFTER = 30
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -464,6 +467,13 @@ def _translate(err: StoreError) -> ApiError:
         return _idempotency_mismatch()
     if isinstance(err, DatabaseBusyError):
         return _busy()
+    if isinstance(err, DatabaseFullError):
+        logger.error("Database write failed: the disk is full (%s)", err)
+        return ApiError(
+            503,
+            "The server's disk is full: nothing can be recorded until space is freed",
+            headers={"Retry-After": str(_FULL_RETRY_AFTER)},
+        )
     raise err
 
 

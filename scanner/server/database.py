@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scanner.server.errors import DatabaseBusyError
+from scanner.server.errors import DatabaseBusyError, DatabaseFullError
 from scanner.server.store import Answer, IdempotencyScope, Operation, Store
 
 logger = logging.getLogger(__name__)
@@ -199,6 +199,8 @@ class Database:
         except sqlite3.OperationalError as err:
             if _busy(err):
                 raise DatabaseBusyError(str(err)) from err
+            if err.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                raise DatabaseFullError(str(err)) from err
             raise
 
     async def close(self) -> None:

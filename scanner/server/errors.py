@@ -117,3 +117,7 @@ class QuotaError(StoreError):
 
 class DatabaseBusyError(StoreError):
     """Another connection (a CLI command, a second server) held the write lock too long."""
+
+
+class DatabaseFullError(StoreError):
+    """The disk (or the file system's quota) is full: nothing could be written."""

@@ -53,6 +53,7 @@ from tests.functional.test_crash_replay import export
 from tests.functional.test_faults import uses
 from tests.functional.test_kiosk_headless import Kiosk as KioskProcess
 from tests.functional.test_kiosk_headless import start_kiosk
+from tests.support.disk import small_tmpfs
 from tests.support.fault_proxy import FaultProxy
 from tests.support.serial_sim import LcusSim, ScannerSim
 from tests.support.waiting import eventually
@@ -555,22 +556,8 @@ MIN_FREE_KB = 256
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs of the test's own, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 2 MB tmpfs needs root (CI runs as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if mount.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk") as disk:
         yield disk
-    finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 class Filler:

@@ -41,6 +41,11 @@ def _config(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def _config_at(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -140,6 +145,18 @@ def test_hub_run_serves_gates_until_sigterm(tmp_path: Path) -> None:
             )
             assert answer.json()["data"]["result"] == "valid"
             assert (tmp_path / "hub.sqlite3").exists()  # the default db, beside the config
+            # A second hub on the same database would forward every admission twice.
+            other = _config_at(
+                tmp_path / "other.toml",
+                config.read_text()
+                .replace(f"127.0.0.1:{port}", f"127.0.0.1:{_free_port()}")
+                .replace('key_file = "api-key"', f'key_file = "{key_file}"')
+                + "",
+            )
+            second = hub("run", "--config", str(other))
+            assert second.returncode == 1, second.stderr
+            assert "in use by another running hub" in second.stderr
+            assert len(second.stderr.strip().splitlines()) == 1, second.stderr
         finally:
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)
