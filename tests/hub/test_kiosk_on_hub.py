@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import LocalServer
 from tests.functional.test_kiosk_headless import Kiosk, has_ons, start_kiosk
 from tests.support.serial_sim import LcusSim, ScannerSim
-from tests.support.venue import Venue, venue
+from tests.support.venue import Venue, venue, wait_until
 
 
 def write_config(tmp_path: Path, hub_url: str, scanner: ScannerSim, relay: LcusSim) -> Path:
@@ -54,6 +54,7 @@ def test_a_headless_kiosk_works_against_the_hub_with_only_its_url_and_key_change
 ) -> None:
     with venue(tmp_path, start_hub=False) as place:
         single = place.seed(1)[0]  # max_uses 1, in PassQR before the hub's first sync
+        season = place.seed(1, max_uses=5)[0]
         place.start_hub()
         place.wait_synced()
         scanner = ScannerSim(tmp_path / "scanner")
@@ -70,10 +71,20 @@ def test_a_headless_kiosk_works_against_the_hub_with_only_its_url_and_key_change
             # (the kiosk's probe, its copy's pages) reached PassQR.
             kiosk.wait_stderr("offline copy: ", timeout=30)
             synced = [line for line in kiosk.stderr_lines if "offline copy: " in line]
-            assert "offline copy: 1 passes synced" in synced[0], synced
+            assert "offline copy: 2 passes synced" in synced[0], synced
             upstream_reads = [a for a in place.upstream_log.arrivals if a.method == "GET"]
             assert any(a.path == "/api/v1/passes" for a in upstream_reads)  # the hub's sync
             assert [a for a in upstream_reads if a.at > kiosk_started] == []
+            # The hub down: the kiosk's offline policy, with the copy it synced from the hub.
+            assert relay.wait_for(lambda board: not board.state[1])  # the last pulse is over
+            place.stop_hub()
+            scanner.scan(str(season["code"]), b"\r")
+            line = kiosk.decision()
+            assert (line["decision"], line["offline"]) == ("accepted", True), line
+            assert relay.wait_for(has_ons(3))
+            # The hub back: the kiosk uploads its offline admission, the hub forwards it.
+            place.start_hub()
+            wait_until(lambda: place.upstream_uses(str(season["id"])) == 1, within_s=60)
         finally:
             kiosk.finish()
             scanner.close()
@@ -108,12 +119,12 @@ def _counted_at_the_hub_and_upstream(place: Venue, single: dict[str, object]) ->
     status = place.status()
     gates = {gate["name"]: gate for gate in status["gates"]}
     # Counted under its key's name, not the kiosk's own gate name.
-    assert gates["north-1"]["accepted"]["hour"] == 2
+    assert gates["north-1"]["accepted"]["hour"] == 3  # the offline admission, uploaded
     assert gates["north-1"]["rejected"]["hour"] == 1
     assert "North door" not in gates
     place.wait_drained()
     assert place.upstream_uses(str(single["id"])) == 1
     results = [result for _, result in place.upstream_scans()]
-    assert results == ["valid", "valid"]  # the re-scan was decided at the hub alone
+    assert results == ["valid", "valid", "valid"]  # the re-scan was decided at the hub alone
     upstream = place.status()["upstream"]
-    assert (upstream["sent"], upstream["conflicts"]) == (2, 0)
+    assert (upstream["sent"], upstream["conflicts"]) == (3, 0)

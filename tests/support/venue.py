@@ -99,6 +99,7 @@ class Venue:
     gates: dict[str, str]
     staff_key: str
     hub: ServerThread | None = None
+    hub_port: int = 0
     clients: list[httpx.Client] = field(default_factory=list)
 
     @property
@@ -142,8 +143,11 @@ class Venue:
         wait_until(lambda: self.status()["upstream"]["queue"] == 0, within_s, step_s=0.1)
 
     def start_hub(self) -> None:
-        key = self.upstream_key
-        self.hub = ServerThread(self.config.hub.db, app=create_hub_app(self.config, key)).start()
+        """Start the hub; a restart listens on the port of the first start (kiosks keep
+        their base_url)."""
+        app = create_hub_app(self.config, self.upstream_key)
+        self.hub = ServerThread(self.config.hub.db, port=self.hub_port, app=app).start()
+        self.hub_port = self.hub.port
 
     def stop_hub(self) -> None:
         if self.hub is not None:
