@@ -34,7 +34,7 @@ from scanner.errors import (
     TransportError,
 )
 
-__all__ = ["Explanation", "describe", "explain"]
+__all__ = ["GATE_KEY_READ_ONLY", "Explanation", "describe", "explain"]
 
 
 class Explanation(NamedTuple):
@@ -89,7 +89,8 @@ _TABLE: tuple[tuple[type[ScannerError], Callable[[ScannerError], str], str], ...
     (
         ServerError,
         lambda err: "the server failed" + _status(err),
-        "the server's side: try again later; a venue's own server: journalctl -u passqr-server",
+        "the server's side: try again later; a venue's own server: journalctl -u passqr-server "
+        "(a venue hub: -u passqr-hub)",
     ),
     (
         BadAnswerError,
@@ -101,20 +102,29 @@ _TABLE: tuple[tuple[type[ScannerError], Callable[[ScannerError], str], str], ...
         APITimeoutError,
         lambda err: "no answer from the server in time",
         "check api.base_url and the network's quality (cable, Wi-Fi signal); a venue's own "
-        "server: is it overloaded? (systemctl status passqr-server)",
+        "server: is it overloaded? (systemctl status passqr-server, or passqr-hub)",
     ),
     (
         TransportError,
         lambda err: "server unreachable",
         "check api.base_url, the network (cable, Wi-Fi), DNS and the firewall; a venue's own "
-        "server: systemctl status passqr-server on that machine",
+        "server: systemctl status passqr-server (a venue hub: passqr-hub) on that machine",
     ),
     (APIError, lambda err: "request refused" + _status(err), "check api.base_url"),
 )
 
 
+#: A venue hub's 403 to a gate key that tried to write (its answer's ``error`` word).
+GATE_KEY_READ_ONLY = "gate_key_read_only"
+
+
 def explain(error: ScannerError) -> Explanation:
     """The error's summary and fix; an error not in the table is its own message, no fix."""
+    if isinstance(error, PlanError) and error.code == GATE_KEY_READ_ONLY:
+        return Explanation(
+            "a venue hub's gate key may validate and read, not write",
+            "use a staff key of the hub (on the hub: passqr-scanner hub gate-key --role staff)",
+        )
     for kind, summary, fix in _TABLE:
         if isinstance(error, kind):
             return Explanation(summary(error), fix)

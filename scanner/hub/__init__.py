@@ -14,6 +14,7 @@ once, under the scan's Idempotency-Key, inside the venue's rate limits.
 | `upstream.py` | the HTTP client to PassQR and its durable budget |
 | `worker.py` | forwarding admissions, syncing the mirror |
 | `app.py` | the API: PassQR's, decided from the mirror, plus `/hub/status` |
+| `fresh.py` | a staff key's reads: from PassQR, into the mirror on their way |
 | `status.py` | the status document |
 | `dashboard.py` | the `/hub` page in a browser |
 | `tls.py` | the hub's own certificate for HTTPS on the LAN |

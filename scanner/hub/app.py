@@ -32,7 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from scanner.hub import mirror, tables
+from scanner.explain import GATE_KEY_READ_ONLY
+from scanner.hub import fresh, mirror, tables
 from scanner.hub.config import HubConfig
 from scanner.hub.status import status_payload
 from scanner.hub.upstream import Budget, Upstream, UpstreamError, budget_recorder
@@ -54,8 +55,10 @@ from scanner.server.validation import (
     idempotency_key,
     normalise_code,
     now_timestamp,
+    page_params,
     parse_object,
     parse_query,
+    status_param,
     uuid_value,
 )
 
@@ -171,6 +174,7 @@ class HubService(PassQRService):
                 403,
                 "A gate key validates and reads only; creating, changing or revoking passes "
                 "and templates needs a staff key (passqr-scanner hub gate-key --role staff)",
+                error=GATE_KEY_READ_ONLY,
             )
         return api_key
 
@@ -195,6 +199,7 @@ class HubService(PassQRService):
         if 200 <= reply.status < 300 and apply is not None:
             try:
                 await self.workers.write(apply, reply.payload)
+                await fresh.fill_templates(self.upstream, self.workers)
             except mirror.MirrorError as err:
                 logger.warning(
                     "PassQR's answer to %s %s not mirrored: %s", request.method, path, err
@@ -204,17 +209,46 @@ class HubService(PassQRService):
             headers["Idempotent-Replayed"] = "true"
         return Response(reply.body, status_code=reply.status, media_type=JSON, headers=headers)
 
+    async def _staff_read(
+        self,
+        request: Request,
+        path: str,
+        query: tuple[str, ...],
+        apply: Callable[[Any, Any, float], None],
+    ) -> Response | None:
+        """A staff or admin key's GET, from PassQR (see `fresh`); None for a gate's, or
+        when PassQR cannot answer now: the mirror answers then."""
+        await self.authenticate(request)
+        if request.state.role not in tables.WRITERS:
+            return None
+        params = parse_query(request.scope["query_string"], query)
+        if "page" in query:
+            page_params(params)
+        if "template_id" in params:
+            uuid_value(params["template_id"], "template_id")
+        if "status" in query:
+            status_param(params)
+        for name, value in request.path_params.items():
+            uuid_value(value, name.replace("_", " "))
+        return await fresh.from_upstream(self.upstream, self.workers, path, params, apply)
+
     async def passes(self, request: Request) -> Response:
         if request.method == "GET":
-            return await super().passes(request)
+            query = ("page", "limit", "template_id", "status")
+            answer = await self._staff_read(request, "/passes", query, fresh.pass_page)
+            return answer or await super().passes(request)
         await self._writer(request)
         parse_query(request.scope["query_string"], ())
         raw = await read_body(request)
         read(PASS_CREATE_FIELDS, parse_object(raw, names(PASS_CREATE_FIELDS)), creating=True)
-        return await self._forward(request, "/passes", raw, _apply_pass)
+        return await self._forward(request, "/passes", raw, mirror.apply_pass)
 
     async def pass_item(self, request: Request) -> Response:
         if request.method == "GET":
+            path = f"/passes/{request.path_params['pass_id']}"
+            answer = await self._staff_read(request, path, (), fresh.one_pass)
+            if answer is not None:
+                return answer
             try:
                 return await super().pass_item(request)
             except ApiError as err:
@@ -227,7 +261,7 @@ class HubService(PassQRService):
         raw = await read_body(request)
         if request.method == "PATCH":
             read(PASS_UPDATE_FIELDS, parse_object(raw, names(PASS_UPDATE_FIELDS)), creating=False)
-        return await self._forward(request, f"/passes/{pass_id}", raw, _apply_pass)
+        return await self._forward(request, f"/passes/{pass_id}", raw, mirror.apply_pass)
 
     async def _look_up_pass(self, request: Request, not_here: ApiError) -> Response:
         """A pass made since the last sync: asked upstream (live read budget)."""
@@ -245,7 +279,7 @@ class HubService(PassQRService):
         if reply.status != 200:
             raise not_here
         try:
-            await self.workers.write(_apply_pass, reply.payload)
+            await self.workers.write(mirror.apply_pass, reply.payload)
         except mirror.MirrorError as err:
             logger.warning("PassQR's pass %s not mirrored: %s", pass_id, err)
             raise not_here from None
@@ -262,28 +296,34 @@ class HubService(PassQRService):
 
     async def templates(self, request: Request) -> Response:
         if request.method == "GET":
-            return await super().templates(request)
+            query = ("page", "limit")
+            answer = await self._staff_read(request, "/templates", query, fresh.template_page)
+            return answer or await super().templates(request)
         await self._writer(request)
         parse_query(request.scope["query_string"], ())
         raw = await read_body(request)
         read(TEMPLATE_FIELDS, parse_object(raw, names(TEMPLATE_FIELDS)), creating=True)
-        return await self._forward(request, "/templates", raw, _apply_template)
+        return await self._forward(request, "/templates", raw, mirror.apply_template)
 
     async def template_item(self, request: Request) -> Response:
         if request.method == "GET":
-            return await super().template_item(request)
+            path = f"/templates/{request.path_params['template_id']}"
+            answer = await self._staff_read(request, path, (), fresh.one_template)
+            return answer or await super().template_item(request)
         await self._writer(request)
         parse_query(request.scope["query_string"], ())
         template_id = uuid_value(request.path_params["template_id"], "template id")
         raw = await read_body(request)
         if request.method == "PATCH":
             read(TEMPLATE_FIELDS, parse_object(raw, names(TEMPLATE_FIELDS)), creating=False)
-            return await self._forward(request, f"/templates/{template_id}", raw, _apply_template)
+            return await self._forward(
+                request, f"/templates/{template_id}", raw, mirror.apply_template
+            )
         return await self._forward(
             request,
             f"/templates/{template_id}",
             raw,
-            lambda conn, _: _drop_template(conn, template_id),
+            lambda conn, _: mirror.drop_template(conn, template_id),
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -529,25 +569,6 @@ def _record_upstream(
         return 200, {"data": data}
 
     return record
-
-
-def _apply_pass(conn: Any, payload: Any) -> None:
-    record = payload.get("data") if isinstance(payload, dict) else None
-    if isinstance(record, dict):
-        mirror.upsert_pass(conn, record, read_at=time.time())
-
-
-def _apply_template(conn: Any, payload: Any) -> None:
-    record = payload.get("data") if isinstance(payload, dict) else None
-    if isinstance(record, dict):
-        mirror.upsert_template(conn, record)
-
-
-def _drop_template(conn: Any, template_id: str) -> None:
-    conn.execute(
-        "DELETE FROM templates WHERE id = ? AND id NOT IN (SELECT template_id FROM passes)",
-        (template_id,),
-    )
 
 
 def create_hub_app(config: HubConfig, upstream_key: str, *, transport: Any = None) -> Starlette:

@@ -18,7 +18,9 @@ mirror's count.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,9 +29,13 @@ from scanner.server.errors import ApiError
 from scanner.server.store import DEFAULT_BUSINESS
 from scanner.server.validation import now_timestamp, parse_timestamp
 
+logger = logging.getLogger(__name__)
+
 BUSINESS = DEFAULT_BUSINESS
 _STATUSES = frozenset({"active", "used", "expired", "revoked"})
 _PLACEHOLDER_TYPE = "generic"
+#: The name of a template known only by its id so far (its pass came first).
+PLACEHOLDER_NAME = "(not synced yet)"
 
 
 class MirrorError(ValueError):
@@ -119,7 +125,7 @@ def _ensure_template(
         " created_at, max_uses, business) VALUES (?, ?, ?, NULL, ?, NULL, '[]', '{}', ?, NULL, ?)",
         (
             template_id,
-            name or "(not synced yet)",
+            name or PLACEHOLDER_NAME,
             kind or _PLACEHOLDER_TYPE,
             color,
             now_timestamp(),
@@ -259,3 +265,58 @@ def end_sync(conn: sqlite3.Connection, finished_at: str) -> int:
 def passes_mirrored(conn: sqlite3.Connection) -> int:
     count: int = conn.execute("SELECT COUNT(*) FROM passes").fetchone()[0]
     return count
+
+
+def apply_pass(conn: sqlite3.Connection, payload: Any, read_at: float | None = None) -> None:
+    """PassQR's answer holding one pass (``{"data": pass}``) into the mirror."""
+    record = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(record, dict):
+        upsert_pass(conn, record, read_at=time.time() if read_at is None else read_at)
+
+
+def apply_passes(
+    conn: sqlite3.Connection, payload: Any, read_at: float, *, recount: bool = False
+) -> None:
+    """A page of PassQR's passes (``{"data": [...]}``) into the mirror; a bad one skipped.
+
+    ``recount``: a full sync's page (see `upsert_pass`)."""
+    records = payload.get("data") if isinstance(payload, dict) else None
+    for record in records if isinstance(records, list) else []:
+        try:
+            record = record if isinstance(record, dict) else {}
+            upsert_pass(conn, record, read_at=read_at, recount=recount)
+        except MirrorError as err:
+            logger.warning("Pass skipped: %s", err)
+
+
+def apply_template(conn: sqlite3.Connection, payload: Any) -> None:
+    """PassQR's answer holding one template into the mirror."""
+    record = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(record, dict):
+        upsert_template(conn, record)
+
+
+def apply_templates(conn: sqlite3.Connection, payload: Any) -> None:
+    """A page of PassQR's templates into the mirror; a bad one skipped."""
+    records = payload.get("data") if isinstance(payload, dict) else None
+    for record in records if isinstance(records, list) else []:
+        try:
+            upsert_template(conn, record if isinstance(record, dict) else {})
+        except MirrorError as err:
+            logger.warning("Template skipped: %s", err)
+
+
+def drop_template(conn: sqlite3.Connection, template_id: str) -> None:
+    """A template PassQR deleted, unless a mirrored pass still names it."""
+    conn.execute(
+        "DELETE FROM templates WHERE id = ? AND id NOT IN (SELECT template_id FROM passes)",
+        (template_id,),
+    )
+
+
+def placeholder_templates(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
+    """Templates known only by id (their pass came first): to be fetched from PassQR."""
+    rows = conn.execute(
+        "SELECT id FROM templates WHERE name = ? LIMIT ?", (PLACEHOLDER_NAME, limit)
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -182,21 +182,11 @@ def _page_items(reply: Reply, path: str) -> tuple[list[Any], int]:
 
 
 def _apply_templates(conn: sqlite3.Connection, page: tuple[list[Any], float]) -> None:
-    for record in page[0]:
-        try:
-            mirror.upsert_template(conn, record if isinstance(record, dict) else {})
-        except mirror.MirrorError as err:
-            logger.warning("Template skipped: %s", err)
+    mirror.apply_templates(conn, {"data": page[0]})
 
 
 def _apply_passes(conn: sqlite3.Connection, page: tuple[list[Any], float]) -> None:
-    items, read_at = page
-    for record in items:
-        try:
-            record = record if isinstance(record, dict) else {}
-            mirror.upsert_pass(conn, record, read_at=read_at, recount=True)
-        except mirror.MirrorError as err:
-            logger.warning("Pass skipped: %s", err)
+    mirror.apply_passes(conn, {"data": page[0]}, page[1], recount=True)
 
 
 #: Refusals of the request itself: sending it again under the same key changes nothing.

@@ -117,6 +117,7 @@ def test_a_gate_key_cannot_write_and_a_staff_key_can(place: Venue) -> None:
     refused = place.gate("north-1").post("/passes", json={"template_id": template})
     assert refused.status_code == 403
     assert "staff key" in refused.json()["message"]
+    assert refused.json()["error"] == "gate_key_read_only"  # what clients explain it by
     made = place.staff().post(
         "/passes", json={"template_id": template, "max_uses": 1}, headers={"Idempotency-Key": "k1"}
     )
@@ -272,3 +273,38 @@ def test_a_revoked_gate_key_is_refused_within_the_key_cache(place: Venue) -> Non
     assert revoke_hub_keys(place.config.hub.db, "north-2") == 1
     wait_until(lambda: gate.get("/passes").status_code == 401, within_s=15)
     assert place.gate("north-1").get("/passes").status_code == 200
+
+
+def test_staff_see_what_passqr_holds_now_and_the_gates_follow(place: Venue) -> None:
+    """A pass made at PassQR after the sync: staff find it (and revoke it by what they
+    find) at once, not after the next sync; a template made there gets its real name."""
+    place.wait_synced()
+    template = place.new_template()  # made at PassQR, after the hub's sync
+    made_there = place.new_pass(template, max_uses=1, holder_name="Stolen")
+    gate_view = place.gate("north-1").get("/passes").json()["data"]
+    assert made_there["id"] not in [p["id"] for p in gate_view]  # the mirror's page
+    staff_view = place.staff().get("/passes", params={"limit": "100"}).json()["data"]
+    assert made_there["id"] in [p["id"] for p in staff_view]  # PassQR's page
+    assert place.staff().delete(f"/passes/{made_there['id']}").status_code == 200
+    answer = place.gate("north-1").post("/validate", json={"code": made_there["code"]})
+    assert _result(answer) == "revoked"
+    # The template came with the pass as a bare id, and was fetched from PassQR.
+    shown = place.gate("north-1").get(f"/templates/{template}").json()["data"]
+    assert shown["name"] == "Venue"
+    # Staff's bad query gets the local server's answer, not a trip to PassQR.
+    bad = place.staff().get("/passes", params={"limit": "1000"})
+    assert bad.status_code == 400
+    assert bad.json() == place.upstream_api().get("/passes", params={"limit": "1000"}).json()
+
+
+def test_staff_read_the_mirror_when_passqr_is_down(place: Venue) -> None:
+    template = place.new_template()
+    kept = place.new_pass(template, max_uses=1)
+    place.stop_hub()
+    place.start_hub()
+    place.wait_synced()
+    place.upstream.stop()
+    listed = place.staff().get("/passes")
+    assert listed.status_code == 200
+    assert kept["id"] in [p["id"] for p in listed.json()["data"]]
+    assert place.staff().get(f"/passes/{kept['id']}").status_code == 200

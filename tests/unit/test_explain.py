@@ -144,3 +144,13 @@ def test_no_sql_on_the_journal_outside_it() -> None:
         if used:
             offenders.append(f"{name}: {sorted(used)}")
     assert not offenders, offenders
+
+
+def test_a_hubs_refusal_of_a_gate_keys_write_is_not_called_a_plan_problem() -> None:
+    from scanner.explain import GATE_KEY_READ_ONLY
+
+    hub = explain(PlanError("A gate key validates and reads only", code=GATE_KEY_READ_ONLY))
+    assert "gate key" in hub.summary
+    assert "--role staff" in hub.fix
+    assert "plan" not in hub.summary
+    assert explain(PlanError("free")).summary == "plan has no API access"
