@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import gc
 import json
 import logging
@@ -50,6 +49,7 @@ from scanner.server.fields import (
     names,
     read,
 )
+from scanner.server.ratelimit import SlidingWindowLimiter
 from scanner.server.store import Operation, Store
 from scanner.server.validation import (
     idempotency_key,
@@ -92,9 +92,10 @@ class HubService(PassQRService):
         self._not_found: dict[str, float] = {}
         self._asking: dict[str, asyncio.Future[None]] = {}
         self._in_doubt: dict[str, tuple[str, float]] = {}
-        self._asked: dict[str, collections.deque[float]] = {}
         #: Upstream asks for unknown codes one gate may make per window.
-        self.unknown_per_gate = max(5, config.upstream.validate_per_min // 4)
+        self._asked = SlidingWindowLimiter(
+            max(5, config.upstream.validate_per_min // 4), config.upstream.window_s
+        )
         self.started_at = now_timestamp()
 
     @property
@@ -151,6 +152,11 @@ class HubService(PassQRService):
     # -- keys and roles ------------------------------------------------------------------
 
     async def authenticate(self, request: Request) -> ApiKey:
+        """The request's key and its role (`request.state.role`), once per request: a
+        staff-read check before the server's own handler does not look it up twice."""
+        known: ApiKey | None = getattr(request.state, "api_key", None)
+        if known is not None:
+            return known
         api_key = await super().authenticate(request)
         cached = self._roles.get(api_key.id)
         if cached is not None and cached[1] > time.monotonic():
@@ -165,6 +171,7 @@ class HubService(PassQRService):
             self._roles[api_key.id] = (role, time.monotonic() + KEY_CACHE_S)
         self.last_seen[api_key.name] = time.time()
         request.state.role = role
+        request.state.api_key = api_key
         return api_key
 
     async def _writer(self, request: Request) -> ApiKey:
@@ -376,26 +383,21 @@ class HubService(PassQRService):
         return response
 
     def _check_allowance(self, gate: str) -> None:
-        """At most `unknown_per_gate` upstream asks for unknown codes per window per gate:
-        one gate (or someone showing it random codes) cannot spend the venue's live budget.
+        """At most a quarter of `validate_per_min` (at least 5) upstream asks for unknown codes
+        per window per gate: one gate (or someone showing it random codes) cannot spend the
+        venue's live budget.
 
         Raises:
             ApiError: 429 with Retry-After, this gate has asked its share.
         """
-        now = time.monotonic()
-        window = self.config.upstream.window_s
-        asked = self._asked.setdefault(gate, collections.deque())
-        while asked and asked[0] <= now - window:
-            asked.popleft()
-        if len(asked) >= self.unknown_per_gate:
-            retry = max(1, math.ceil(asked[0] + window - now))
+        retry = self._asked.hit(gate)
+        if retry is not None:
             raise ApiError(
                 429,
-                f"This gate asked PassQR about {len(asked)} codes the venue's copy lacks in "
-                f"{window:g} s, its share; retry in {retry} s",
+                f"This gate asked PassQR about {self._asked.limit} codes the venue's copy lacks "
+                f"in {self._asked.window:g} s, its share; retry in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
-        asked.append(now)
 
     def _recently_unknown(self, code: str) -> bool:
         """Whether the upstream said lately that it does not know the code either.
@@ -537,17 +539,7 @@ def _record_upstream(
         conn = store.connection
         record = data.get("pass")
         pass_id = record.get("id") if isinstance(record, dict) else None
-        if isinstance(record, dict):
-            template = data.get("template")
-            try:
-                mirror.upsert_pass(
-                    conn,
-                    record,
-                    read_at=math.inf,
-                    template=template if isinstance(template, dict) else None,
-                )
-            except mirror.MirrorError as err:
-                logger.warning("PassQR's pass for %s not mirrored: %s", code, err)
+        mirror.apply_validation(conn, data, code)
         tables.log_scan(
             conn,
             pass_id if isinstance(pass_id, str) else None,

@@ -20,10 +20,10 @@ from scanner import exitcodes
 from scanner.errors import ConfigError
 from scanner.hub.config import HubConfig, load_hub_config, load_upstream_key
 from scanner.hub.tables import ROLES
+from scanner.server.errors import ListenError, StoreOpenError
 
 if TYPE_CHECKING:
     from scanner.hub.tls import TlsFiles
-from scanner.server.errors import ListenError, StoreOpenError
 
 logger = logging.getLogger(__name__)
 _NAME_MAX = 64
@@ -171,11 +171,17 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "hub", help="the venue hub: many gates behind one IP and one PassQR budget"
     )
     commands = hub.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
-    run = commands.add_parser("run", help="serve the hub in the foreground")
-    run.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
-    run.set_defaults(func=_guarded(_run))
-    key = commands.add_parser("gate-key", help="make a key for a gate (or staff) and print it")
-    key.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
+
+    def command(
+        name: str, help_text: str, func: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+        parser.set_defaults(func=_guarded(func))
+        return parser
+
+    command("run", "serve the hub in the foreground", _run)
+    key = command("gate-key", "make a key for a gate (or staff) and print it", _gate_key)
     key.add_argument("--name", required=True, type=_gate_name, help="the gate's name")
     key.add_argument(
         "--role",
@@ -183,15 +189,6 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         default="gate",
         help="gate: validates and reads (default); staff or admin: may also write",
     )
-    key.set_defaults(func=_guarded(_gate_key))
-    listing = commands.add_parser("keys", help="list the hub's keys: name, role, first characters")
-    listing.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
-    listing.set_defaults(func=_guarded(_keys))
-    revoke = commands.add_parser("revoke-key", help="delete every key of a gate")
-    revoke.add_argument("--config", required=True, type=_path, metavar="FILE", help="hub.toml")
+    command("keys", "list the hub's keys: name, role, first characters", _keys)
+    revoke = command("revoke-key", "delete every key of a gate", _revoke_key)
     revoke.add_argument("--name", required=True, type=_gate_name, help="the gate's name")
-    revoke.set_defaults(func=_guarded(_revoke_key))
-
-
-def _path(text: str) -> Path:
-    return Path(text)

@@ -58,7 +58,7 @@ async def from_upstream(
 
 async def fill_templates(upstream: Upstream, workers: HubWorkers) -> None:
     """Fetch the templates the mirror knows only by id (a few at a time, live reads)."""
-    ids = await workers.write(mirror.placeholder_templates)
+    ids = await workers.db.read(lambda store: mirror.placeholder_templates(store.connection))
     for template_id in ids:
         try:
             reply = await upstream.send(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -320,3 +321,26 @@ def placeholder_templates(conn: sqlite3.Connection, limit: int = 5) -> list[str]
         "SELECT id FROM templates WHERE name = ? LIMIT ?", (PLACEHOLDER_NAME, limit)
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+def apply_validation(
+    conn: sqlite3.Connection, data: Mapping[str, Any], code: str, *, recount: bool = False
+) -> None:
+    """What PassQR's answer to a validation (its ``data``) says of the pass (revoked, used
+    up...) into the mirror; the answer holds only part of a pass (see `upsert_pass`).
+
+    ``recount``: a fresh answer to a forwarded admission, whose count is PassQR's now.
+    """
+    record, template = data.get("pass"), data.get("template")
+    if not isinstance(record, dict):
+        return
+    try:
+        upsert_pass(
+            conn,
+            record,
+            read_at=math.inf,
+            template=template if isinstance(template, dict) else None,
+            recount=recount,
+        )
+    except MirrorError as err:
+        logger.warning("PassQR's pass for %s not mirrored: %s", code, err)

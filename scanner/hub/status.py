@@ -15,6 +15,7 @@ from typing import Any
 from scanner import __version__
 from scanner.hub import mirror, tables
 from scanner.hub.upstream import Upstream
+from scanner.server.store.connection import snapshot
 from scanner.server.validation import format_timestamp
 
 #: Minutes of admissions per gate the dashboard charts.
@@ -101,15 +102,12 @@ def status_payload(
 ) -> dict[str, Any]:
     """The status document (see docs/hub.md for its fields)."""
     now = datetime.fromtimestamp(now_s, UTC)
-    conn.execute("BEGIN")
-    try:
+    with snapshot(conn):
         gates = _gates(conn, now, last_seen)
         counts = tables.outbox_counts(conn)
         conflicts = tables.conflicts(conn)
         last_sync = tables.get_meta(conn, "last_sync")
         mirrored = mirror.passes_mirrored(conn)
-    finally:
-        conn.execute("COMMIT")
     budget = upstream.budget
     paused = max(budget.paused_until.values(), default=0.0)
     return {

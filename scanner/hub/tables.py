@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,14 +67,19 @@ _SCHEMA = (
 def create_tables(conn: sqlite3.Connection) -> None:
     """The hub's tables and the durability it needs (idempotent; outside a transaction)."""
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         for statement in _SCHEMA:
             conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+
+
+@contextmanager
+def _hub_database(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """The hub's database for a command (created if needed, with the hub's tables)."""
+    from scanner.server.store import opened
+
+    with opened(db_path) as store:
+        create_tables(store.connection)
+        yield store.connection
 
 
 def create_hub_key(db_path: Path, *, name: str, role: str) -> str:
@@ -87,58 +94,40 @@ def create_hub_key(db_path: Path, *, name: str, role: str) -> str:
 
     if role not in ROLES:
         raise ValueError(f"a role is one of {', '.join(ROLES)}")
-    store = Store.open(db_path)
-    try:
-        create_tables(store.connection)
+    with _hub_database(db_path) as conn:
+        store = Store(conn)
         key = store.create_key(name=name, plan="pro")
         found = store.find_key(hash_key(key))
         assert found is not None
-        with immediate(store.connection):
-            set_role(store.connection, found.id, role)
-    finally:
-        store.close()
+        with immediate(conn):
+            set_role(conn, found.id, role)
     return key
 
 
 def hub_keys(db_path: Path) -> list[dict[str, str]]:
     """Every key of the hub: name, role, the key's first characters, when it was made."""
-    from scanner.server.store import Store
-
-    store = Store.open(db_path)
-    try:
-        create_tables(store.connection)
-        rows = store.connection.execute(
+    with _hub_database(db_path) as conn:
+        rows = conn.execute(
             "SELECT k.name, h.role, k.prefix, k.created_at FROM api_keys k"
             " JOIN hub_keys h ON h.key_id = k.id ORDER BY k.name, k.created_at"
         ).fetchall()
-    finally:
-        store.close()
     return [dict(zip(("name", "role", "prefix", "created_at"), row, strict=True)) for row in rows]
 
 
 def revoke_hub_keys(db_path: Path, name: str) -> int:
     """Delete every key of the gate ``name``; returns how many. A running hub refuses them
     within its key cache's few seconds."""
-    from scanner.server.store import Store
-
-    store = Store.open(db_path)
-    try:
-        create_tables(store.connection)
-        conn = store.connection
-        with immediate(conn):
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT k.id FROM api_keys k JOIN hub_keys h ON h.key_id = k.id"
-                    " WHERE k.name = ?",
-                    (name,),
-                )
-            ]
-            for key_id in ids:
-                conn.execute("DELETE FROM hub_keys WHERE key_id = ?", (key_id,))
-                conn.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
-    finally:
-        store.close()
+    with _hub_database(db_path) as conn, immediate(conn):
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT k.id FROM api_keys k JOIN hub_keys h ON h.key_id = k.id WHERE k.name = ?",
+                (name,),
+            )
+        ]
+        for key_id in ids:
+            conn.execute("DELETE FROM hub_keys WHERE key_id = ?", (key_id,))
+            conn.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
     return len(ids)
 
 

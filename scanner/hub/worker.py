@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -228,7 +227,7 @@ def _settle(conn: sqlite3.Connection, admission: tables.Admission, reply: Reply)
         # Settled first: the upstream's count now holds this admission, not "pending" any more.
         # A replayed answer is the count when the upstream first decided: maybe stale.
         fresh = not reply.headers.get("idempotent-replayed")
-        _mirror_answer(conn, data, admission.code, recount=fresh)
+        mirror.apply_validation(conn, data, admission.code, recount=fresh)
         return
     message = _error_message(reply.payload) or f"PassQR answered HTTP {reply.status}"
     tables.settle(
@@ -239,26 +238,6 @@ def _settle(conn: sqlite3.Connection, admission: tables.Admission, reply: Reply)
         message=message[:300],
     )
     logger.warning("Conflict: %s admitted here, PassQR refused it: %s", admission.code, message)
-
-
-def _mirror_answer(
-    conn: sqlite3.Connection, data: dict[str, Any], code: str, *, recount: bool
-) -> None:
-    """What a validation's answer says of its pass (revoked, used up...) into the mirror;
-    a fresh answer's count is the upstream's now (see `mirror.upsert_pass`)."""
-    record, template = data.get("pass"), data.get("template")
-    if not isinstance(record, dict):
-        return
-    try:
-        mirror.upsert_pass(
-            conn,
-            record,
-            read_at=math.inf,
-            template=template if isinstance(template, dict) else None,
-            recount=recount,
-        )
-    except mirror.MirrorError as err:
-        logger.warning("Pass of admission %s not mirrored: %s", code, err)
 
 
 def _error_message(payload: Any) -> str | None:

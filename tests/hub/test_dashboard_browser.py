@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scanner.hub.dashboard import FILES, dashboard_routes
-from tests.support.browser import PNG_SIGNATURE, dump_dom, find_chromium, screenshot
+from tests.support.browser import PNG_SIGNATURE, dump_dom, screenshot
 from tests.support.dom import Node, parse
 from tests.support.serving import serve
 
@@ -181,17 +181,6 @@ def recording(app: ASGIApp, hub: FakeHub) -> ASGIApp:
 def fake_app(hub: FakeHub) -> ASGIApp:
     routes = [*dashboard_routes(), Route("/hub/status", hub.status, methods=["GET"])]
     return recording(Starlette(routes=routes), hub)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = find_chromium()
-    if found is None:
-        reason = "Chromium is not installed (Debian: apt-get install chromium)"
-        if "CI" in os.environ:
-            pytest.fail(f"{reason}; CI must run the browser tests")
-        pytest.skip(reason)
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,11 @@ server), after real admissions: what an operator opening /hub sees."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
-from tests.support.browser import dump_dom, find_chromium
+from tests.support.browser import dump_dom
 from tests.support.dom import parse
 from tests.support.venue import venue, wait_until
-
-
-@pytest.fixture
-def chromium() -> str:
-    found = find_chromium()
-    if found is None:
-        reason = "Chromium is not installed (Debian: apt-get install chromium)"
-        if "CI" in os.environ:
-            pytest.fail(f"{reason}; CI must run the browser tests")
-        pytest.skip(reason)
-    return found
 
 
 def test_the_dashboard_of_a_live_hub_shows_its_gates_queue_and_conflict(
